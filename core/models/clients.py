@@ -1,0 +1,103 @@
+"""The unified client (golden record), its contacts, consent ledger and external references."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.models.base import fk, id_field, in_check, json_field, ts
+
+CONTACT_KINDS = ("email", "phone")
+CONSENT_CHANNELS = ("sms", "email", "call")
+CONSENT_STATUSES = ("opted_in", "opted_out", "unknown")
+OBJECT_TYPES = ("location", "associate", "client", "product", "sale", "sale_line", "outreach")
+
+
+class Client(SQLModel, table=True):
+    """One person across every location: the survivor of identity resolution."""
+
+    __tablename__ = "client"
+
+    id: int | None = id_field()
+    first_name: str = Field(default="", max_length=200)
+    last_name: str = Field(default="", max_length=200)
+    birthday: date | None = None
+    anniversary: date | None = None
+    address: dict[str, Any] = json_field()
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    custom_fields: dict[str, Any] = json_field()
+    home_location_id: int | None = fk("location.id", nullable=True, ondelete="SET NULL")
+    owner_associate_id: int | None = fk("associate.id", nullable=True, ondelete="SET NULL")
+    # Set on a client absorbed by a merge; the row stays so an unmerge can restore it exactly.
+    merged_into_id: int | None = fk("client.id", nullable=True)
+    # Per-field provenance for survivorship: {"first_name": {"source": "connector:3", "at": "..."}}.
+    provenance: dict[str, Any] = json_field()
+    archived: bool = False
+    created_at: datetime = ts()
+    updated_at: datetime = ts()
+
+
+class ClientContact(SQLModel, table=True):
+    """One email address or phone number of a client, normalised (lower-case email, E.164 phone)."""
+
+    __tablename__ = "client_contact"
+    __table_args__ = (
+        CheckConstraint(in_check("kind", CONTACT_KINDS), name="kind"),
+        UniqueConstraint("client_id", "kind", "value"),
+        Index("ix_client_contact_kind_value", "kind", "value"),
+    )
+
+    id: int | None = id_field()
+    client_id: int = fk("client.id", ondelete="CASCADE")
+    kind: str = Field(max_length=10)
+    value: str = Field(max_length=320)
+    raw: str | None = Field(default=None, max_length=320)
+    label: str | None = Field(default=None, max_length=40)
+    is_primary: bool = False
+    # Set when the messaging provider says the number cannot receive texts (e.g. Twilio 21211).
+    unusable: bool = False
+    source_connector_id: int | None = fk("connector.id", nullable=True, ondelete="SET NULL")
+    created_at: datetime = ts()
+
+
+class ExternalRef(SQLModel, table=True):
+    """Binds a record in an external system to its unified row: (connector, type, external id) → id."""
+
+    __tablename__ = "external_ref"
+    __table_args__ = (
+        CheckConstraint(in_check("object_type", OBJECT_TYPES), name="object_type"),
+        UniqueConstraint("connector_id", "object_type", "external_id"),
+        Index("ix_external_ref_unified", "object_type", "unified_id"),
+    )
+
+    id: int | None = id_field()
+    connector_id: int = fk("connector.id", ondelete="CASCADE", index=False)
+    object_type: str = Field(max_length=20)
+    external_id: str = Field(sa_column=Column(String(255), nullable=False))
+    unified_id: int
+    # Hash of the last payload seen, so unchanged records are not re-resolved.
+    payload_hash: str | None = Field(default=None, max_length=64)
+    remote_updated_at: datetime | None = ts(nullable=True, default_now=False)
+    synced_at: datetime = ts()
+
+
+class Consent(SQLModel, table=True):
+    """Append-only consent ledger: the latest row per client and channel is the current status."""
+
+    __tablename__ = "consent"
+    __table_args__ = (
+        CheckConstraint(in_check("channel", CONSENT_CHANNELS), name="channel"),
+        CheckConstraint(in_check("status", CONSENT_STATUSES), name="status"),
+        Index("ix_consent_client_channel", "client_id", "channel", "recorded_at"),
+    )
+
+    id: int | None = id_field()
+    client_id: int = fk("client.id", ondelete="CASCADE", index=False)
+    channel: str = Field(max_length=10)
+    status: str = Field(max_length=12)
+    source: str = Field(max_length=100)
+    note: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime = ts()

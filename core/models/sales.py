@@ -1,0 +1,53 @@
+"""Sales and sale lines. Money is integer minor units with the sale's ISO currency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index
+from sqlmodel import Field, SQLModel
+
+from core.models.base import fk, id_field, in_check, ts
+
+SALE_CHANNELS = ("store", "ecom")
+# Only "completed" counts as revenue; layaways and quotes are open commitments, voids never happened.
+SALE_STATUSES = ("completed", "voided", "layaway", "quote", "open")
+
+
+class Sale(SQLModel, table=True):
+    __tablename__ = "sale"
+    __table_args__ = (
+        CheckConstraint(in_check("channel", SALE_CHANNELS), name="channel"),
+        CheckConstraint(in_check("status", SALE_STATUSES), name="status"),
+        Index("ix_sale_client_occurred", "client_id", "occurred_at"),
+    )
+
+    id: int | None = id_field()
+    location_id: int = fk("location.id")
+    associate_id: int | None = fk("associate.id", nullable=True, ondelete="SET NULL")
+    # Null for walk-in sales with no customer attached.
+    client_id: int | None = fk("client.id", nullable=True, ondelete="SET NULL", index=False)
+    channel: str = Field(default="store", max_length=10)
+    status: str = Field(max_length=12)
+    currency: str = Field(min_length=3, max_length=3)
+    subtotal_minor: int = 0
+    tax_minor: int = 0
+    total_minor: int = 0
+    occurred_at: datetime = ts(index=True)
+    created_at: datetime = ts()
+    updated_at: datetime = ts()
+
+
+class SaleLine(SQLModel, table=True):
+    __tablename__ = "sale_line"
+
+    id: int | None = id_field()
+    sale_id: int = fk("sale.id", ondelete="CASCADE")
+    product_id: int | None = fk("product.id", nullable=True, ondelete="SET NULL")
+    sku: str | None = Field(default=None, max_length=120)
+    name: str = Field(default="", max_length=300)
+    # Negative for returned pieces; a return line points at the line it refunds.
+    quantity: int = 1
+    unit_price_minor: int = 0
+    total_minor: int = 0
+    parent_line_id: int | None = fk("sale_line.id", nullable=True, ondelete="SET NULL")

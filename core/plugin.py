@@ -1,0 +1,510 @@
+"""The public plugin API: the only module of ``core`` a plugin may import.
+
+It holds the hook marker, the base classes of every object a plugin registers (connector types and
+their stage objects, automation types, attribution models, jobs, admin contributions, sandboxes),
+the normalised record types that streams produce, and small HTTP helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+import pluggy
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+hookimpl = pluggy.HookimplMarker("clasp")
+
+ConnectorKind = Literal["pos", "messaging", "catalog", "crm"]
+CAPABILITIES = frozenset({"oauth", "webhooks", "writeback", "sync", "send", "push", "catalog"})
+
+__all__ = [
+    "CAPABILITIES",
+    "AdminPage",
+    "AssociateRecord",
+    "AttributionModel",
+    "AutomationType",
+    "CheckResult",
+    "ClientPanel",
+    "ClientRecord",
+    "ClientWrite",
+    "ConnectorContext",
+    "ConnectorKind",
+    "ConnectorSettings",
+    "ConnectorType",
+    "ContactRecord",
+    "Job",
+    "LocationRecord",
+    "NavItem",
+    "OAuthFlow",
+    "OutboundMessage",
+    "Page",
+    "PermanentError",
+    "PluginError",
+    "ProductRecord",
+    "PushItem",
+    "PushOutcome",
+    "Pusher",
+    "SaleLineRecord",
+    "SaleRecord",
+    "Sandbox",
+    "SecretStr",
+    "SendResult",
+    "Sender",
+    "Stream",
+    "TransientError",
+    "WriteResult",
+    "Writer",
+    "hookimpl",
+    "http_client",
+    "request_with_retries",
+]
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class PluginError(Exception):
+    """Base class for errors a plugin raises on purpose; the message is shown to people as-is."""
+
+
+class TransientError(PluginError):
+    """Worth retrying later (rate limit, 5xx, network). ``retry_after`` is seconds, when known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(PluginError):
+    """Retrying the same input will fail the same way (bad credentials, invalid record, ...)."""
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+class ConnectorSettings(BaseModel):
+    """Base for a connector type's settings model.
+
+    Fields typed ``SecretStr`` are secrets: stored Fernet-encrypted, write-only in the panel, shown
+    masked by ``clasp connector show``. Field ``title``/``description`` become form labels and help.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        secret: set[str] = set()
+        for name, info in cls.model_fields.items():
+            annotation = info.annotation
+            if annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ()):
+                secret.add(name)
+        return secret
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ConnectorContext(Protocol):
+    """What a connector's stage objects get to know about the configured connector they serve."""
+
+    connector_id: int
+    name: str
+    settings: Any  # an instance of the connector type's settings_model
+    base_url: str  # Clasp's public URL (for OAuth callbacks and webhooks)
+
+    async def save_settings(self, **updates: Any) -> None:
+        """Persist changed settings (e.g. rotated OAuth tokens) atomically, secrets encrypted."""
+        ...
+
+
+# ------------------------------------------------------------------------------------------- records
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str = Field(min_length=1, max_length=255)
+    # When the source last changed the record; used for cursors and field-level last-writer-wins.
+    updated_at: datetime | None = None
+
+
+class LocationRecord(_Record):
+    name: str
+    timezone: str = "UTC"
+    currency: str = Field(default="USD", min_length=3, max_length=3)
+    country: str = Field(default="US", min_length=2, max_length=2)
+    phone: str | None = None
+
+
+class AssociateRecord(_Record):
+    first_name: str = ""
+    last_name: str = ""
+    email: str | None = None
+    location_external_id: str | None = None
+    active: bool = True
+
+
+class ContactRecord(BaseModel):
+    kind: Literal["email", "phone"]
+    value: str
+    label: str | None = None
+    is_primary: bool = False
+
+
+class ClientRecord(_Record):
+    first_name: str = ""
+    last_name: str = ""
+    contacts: list[ContactRecord] = Field(default_factory=list)
+    birthday: date | None = None
+    anniversary: date | None = None
+    address: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    home_location_external_id: str | None = None
+    archived: bool = False
+
+
+class ProductRecord(_Record):
+    sku: str | None = None
+    name: str = ""
+    vendor: str | None = None
+    category: str | None = None
+    description: str | None = None
+    price_minor: int | None = None
+    currency: str | None = None
+    image_urls: list[str] = Field(default_factory=list)
+    image_missing: bool = False
+    archived: bool = False
+
+
+class SaleLineRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: str
+    product_external_id: str | None = None
+    sku: str | None = None
+    name: str = ""
+    quantity: int = 1  # negative for a returned piece
+    unit_price_minor: int = 0
+    total_minor: int = 0
+    parent_line_external_id: str | None = None  # the line a return refunds
+
+
+class SaleRecord(_Record):
+    location_external_id: str
+    associate_external_id: str | None = None
+    client_external_id: str | None = None  # None: a walk-in sale
+    channel: Literal["store", "ecom"] = "store"
+    status: Literal["completed", "voided", "layaway", "quote", "open"]
+    currency: str = Field(min_length=3, max_length=3)
+    subtotal_minor: int = 0
+    tax_minor: int = 0
+    total_minor: int = 0
+    occurred_at: datetime
+    lines: list[SaleLineRecord] = Field(default_factory=list)
+
+
+@dataclass
+class Page:
+    """One page of raw payloads from a stream, and the checkpoint state that follows them.
+
+    ``records`` are the source's raw payloads (dicts); the engine passes each through
+    :meth:`Stream.decode`, so a payload that fails to decode lands in the error queue as it came and
+    can be replayed after a fix. ``state`` is saved in the same transaction as the page's records.
+    """
+
+    records: list[dict[str, Any]]
+    state: dict[str, Any]
+    progress: float | None = None  # 0..1 when the stream can estimate how far a backfill is
+
+
+# -------------------------------------------------------------------------------------- stage objects
+
+
+class Stream:
+    """A source of one record type, read page by page from a checkpoint.
+
+    Subclasses set ``name`` (unique within the connector type), ``object_type`` (``location``,
+    ``associate``, ``client``, ``product`` or ``sale``) and implement :meth:`read` and :meth:`decode`.
+    Streams are read in the order the connector type lists them, so list locations before the
+    records that reference them.
+    """
+
+    name: ClassVar[str]
+    object_type: ClassVar[str]
+
+    def read(self, state: Mapping[str, Any], *, full: bool = False) -> AsyncIterator[Page]:
+        """Yield pages after ``state`` (the last saved checkpoint, ``{}`` on the first run).
+
+        ``full=True`` asks for a backfill from the beginning of the history window. Compare cursors
+        with ``>=``: the engine de-duplicates at the boundary by external id.
+        """
+        raise NotImplementedError
+
+    def decode(self, payload: Mapping[str, Any]) -> _Record:
+        """Turn one raw payload into a record type; raise ``ValueError``/``PermanentError`` if invalid."""
+        raise NotImplementedError
+
+
+@dataclass
+class ClientWrite:
+    """A client edit made in Clasp, to be written to the external system."""
+
+    client_id: int
+    external_id: str | None
+    changes: dict[str, Any]
+    changed_at: datetime
+    feed_id: int
+
+
+@dataclass
+class WriteResult:
+    ok: bool
+    external_id: str | None = None
+    message: str = ""
+    remote_updated_at: datetime | None = None
+
+
+class Writer:
+    """Writes client edits made in Clasp back to the external system (the writeback stage)."""
+
+    async def write(self, change: ClientWrite) -> WriteResult:
+        raise NotImplementedError
+
+
+@dataclass
+class OutboundMessage:
+    outreach_id: int
+    to: str
+    body: str
+    media_urls: list[str] = field(default_factory=list)
+    status_callback: str | None = None
+    # Unique per outreach row; providers that accept an idempotency key get this one.
+    idempotency_key: str = ""
+
+
+@dataclass
+class SendResult:
+    state: Literal["sent", "delivered", "failed", "undelivered", "unknown"]
+    provider_id: str | None = None
+    error_code: str | None = None
+    message: str = ""
+
+
+class Sender:
+    """Sends messages through a messaging provider (the messaging stage)."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise NotImplementedError
+
+    async def lookup(self, message: OutboundMessage) -> SendResult | None:
+        """Find out whether an earlier attempt reached the provider (after a crash); None if unknown."""
+        return None
+
+
+@dataclass
+class PushItem:
+    entity: str
+    entity_id: int
+    data: dict[str, Any]
+    feed_id: int
+
+
+@dataclass
+class PushOutcome:
+    item: PushItem
+    ok: bool
+    external_id: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+class Pusher:
+    """Pushes unified records to a CRM (the CRM stage)."""
+
+    async def push(self, items: Sequence[PushItem]) -> list[PushOutcome]:
+        raise NotImplementedError
+
+
+class OAuthFlow:
+    """The OAuth 2 authorization-code flow of a connector type (the panel's one-click authorize)."""
+
+    def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str) -> str:
+        raise NotImplementedError
+
+    async def exchange(self, *, code: str, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
+        """Exchange the code; return the settings to store (tokens, discovered account ids, ...)."""
+        raise NotImplementedError
+
+
+class ConnectorType:
+    """A kind of external system Clasp can connect to. Subclass it and register an instance."""
+
+    name: ClassVar[str]
+    kind: ClassVar[ConnectorKind]
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    async def check(self, ctx: ConnectorContext) -> CheckResult:
+        """Test the connection with these settings ("test connection" in the panel)."""
+        return CheckResult(ok=True, message="no check implemented")
+
+    def streams(self, ctx: ConnectorContext) -> list[Stream]:
+        """Sync streams, in the order they must run (locations before what references them)."""
+        return []
+
+    def writer(self, ctx: ConnectorContext) -> Writer | None:
+        return None
+
+    def sender(self, ctx: ConnectorContext) -> Sender | None:
+        return None
+
+    def pusher(self, ctx: ConnectorContext) -> Pusher | None:
+        return None
+
+    def oauth(self, ctx: ConnectorContext) -> OAuthFlow | None:
+        return None
+
+    def sync_interval_seconds(self, ctx: ConnectorContext) -> int:
+        """How often the scheduler starts an incremental sync for a connector of this type."""
+        return int(getattr(ctx.settings, "poll_interval_seconds", 300))
+
+
+class AutomationType:
+    """An outreach occasion (birthday, thank-you, ...). The automations stage evaluates it."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    settings_model: ClassVar[type[BaseModel]] = BaseModel
+    default_template: ClassVar[str] = ""
+
+
+class AttributionModel:
+    """Decides which outreach earns credit for a sale."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+
+
+# ------------------------------------------------------------------------------ jobs, admin, sandboxes
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Job:
+    """A background job. ``cron`` takes arq's cron keywords, e.g. ``{"minute": {0, 30}}``."""
+
+    name: str
+    function: JobFunction
+    cron: dict[str, Any] | None = None
+    run_at_startup: bool = False
+    timeout_seconds: int = 3600
+
+
+@dataclass
+class NavItem:
+    label: str
+    href: str
+    roles: frozenset[str] = frozenset({"owner", "manager", "associate"})
+    order: int = 100
+
+
+@dataclass
+class AdminPage:
+    """Litestar route handlers mounted in the admin panel (behind sign-in and CSRF)."""
+
+    name: str
+    route_handlers: list[Any]
+    template_dirs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClientPanel:
+    """A block on a client's profile page. ``render`` returns HTML (it may be async)."""
+
+    name: str
+    title: str
+    render: Callable[..., Any]
+    order: int = 100
+
+
+@dataclass
+class Sandbox:
+    """A fake of an external API. ``app_factory(**options)`` returns an ASGI app."""
+
+    name: str
+    app_factory: Callable[..., Any]
+    description: str = ""
+    # Connector type this sandbox stands in for, and how to configure one against it.
+    connector_type: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- http
+
+USER_AGENT = "clasp-hub (+https://github.com/clasp-hub/clasp)"
+
+
+def http_client(base_url: str = "", *, timeout: float = 30.0, **kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client with sane timeouts and Clasp's user agent."""
+    headers = {"User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
+    return httpx.AsyncClient(base_url=base_url, timeout=timeout, headers=headers, **kwargs)
+
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+async def request_with_retries(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request, retrying 429/5xx, timeouts and dropped connections with jittered backoff.
+
+    ``Retry-After`` is obeyed when the server sends it. The last response (or error) is returned
+    (raised) when attempts run out; callers decide what a final 4xx/5xx means.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            response = await client.request(method, url, **kwargs)
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError):
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(_backoff(attempt, base_delay, max_delay))
+            continue
+        if response.status_code not in RETRYABLE_STATUS or attempt == attempts:
+            return response
+        await asyncio.sleep(_retry_after(response) or _backoff(attempt, base_delay, max_delay))
+    raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int, base: float, cap: float) -> float:
+    # "Full jitter": spreads retries of many workers instead of synchronising them.
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

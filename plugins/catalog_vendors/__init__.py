@@ -1,0 +1,1 @@
+"""Designer-vendor catalog feeds (product data and images)."""

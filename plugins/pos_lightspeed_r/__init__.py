@@ -1,0 +1,1 @@
+"""Lightspeed Retail R-Series POS connector."""

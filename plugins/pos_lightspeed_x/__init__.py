@@ -1,0 +1,1 @@
+"""Lightspeed Retail X-Series (ex-Vend) POS connector."""
