@@ -1,0 +1,87 @@
+"""Who may see what. Every query in the panel and the API goes through these scopes.
+
+- owner: everything.
+- manager: the locations they are assigned to; a client belongs to a location when it is their home
+  location or they bought there.
+- associate: their location(s); within a location in "own" outreach mode only the clients they
+  own, in "store" mode the whole store book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, false, or_, select, true
+from sqlalchemy.sql import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.models import Client, Location, Sale, User, UserLocation
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The acting person (or API token's user), with the scope their role grants."""
+
+    user_id: int | None
+    role: str
+    location_ids: frozenset[int]
+    associate_id: int | None = None
+    email: str = ""
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    def can_see_location(self, location_id: int | None) -> bool:
+        return self.is_owner or (location_id is not None and location_id in self.location_ids)
+
+
+SYSTEM = Principal(user_id=None, role="owner", location_ids=frozenset(), email="system")
+
+
+async def principal_for(session: AsyncSession, user: User) -> Principal:
+    rows = await session.exec(select(UserLocation.location_id).where(UserLocation.user_id == user.id))  # type: ignore[call-overload]
+    return Principal(
+        user_id=user.id,
+        role=user.role,
+        location_ids=frozenset(r[0] if isinstance(r, tuple) else r for r in rows.all()),
+        associate_id=user.associate_id,
+        email=user.email,
+    )
+
+
+def _client_at(locations: Any) -> ColumnElement[bool]:
+    bought_there = exists().where(Sale.client_id == Client.id, Sale.location_id.in_(locations))  # type: ignore[attr-defined]
+    return or_(Client.home_location_id.in_(locations), bought_there)  # type: ignore[union-attr]
+
+
+def client_filter(principal: Principal) -> ColumnElement[bool]:
+    """A WHERE clause limiting ``client`` rows to what the principal may see."""
+    if principal.is_owner:
+        return true()
+    if not principal.location_ids:
+        return false()
+    locs = list(principal.location_ids)
+    if principal.role == "manager":
+        return _client_at(locs)
+    # Associate: the store book of their "store"-mode locations, plus their own clients anywhere in scope.
+    store_mode = select(Location.id).where(Location.id.in_(locs), Location.outreach_mode == "store")  # type: ignore[union-attr]
+    own = (
+        (Client.owner_associate_id == principal.associate_id) & _client_at(locs)
+        if principal.associate_id is not None
+        else false()
+    )
+    return or_(own, _client_at(store_mode))
+
+
+def location_filter(principal: Principal, column: Any) -> ColumnElement[bool]:
+    """A WHERE clause limiting rows with a location column to the principal's locations."""
+    if principal.is_owner:
+        return true()
+    return column.in_(list(principal.location_ids)) if principal.location_ids else false()
+
+
+async def can_see_client(session: AsyncSession, principal: Principal, client_id: int) -> bool:
+    stmt = select(Client.id).where(Client.id == client_id, client_filter(principal))  # type: ignore[arg-type]
+    return (await session.exec(stmt)).first() is not None  # type: ignore[call-overload]
