@@ -74,7 +74,9 @@ def create_app(rt: Runtime, *, route_handlers: list[Any] | None = None, connect_
             await rt.redis.aclose()
             rt.redis = None
 
-    handlers: list[Any] = [healthz, *(route_handlers or [])]
+    from core.api import api_router
+
+    handlers: list[Any] = [healthz, api_router, *(route_handlers or [])]
     return Litestar(
         route_handlers=handlers,
         plugins=list(rt.registry.web_plugins),

@@ -2,15 +2,17 @@
 
 from core.models.base import UTCDateTime, metadata, utcnow
 from core.models.catalog import Product, ProductImage
-from core.models.clients import Client, ClientContact, Consent, ExternalRef
+from core.models.clients import Client, ClientContact, ClientMerge, Consent, ExternalRef
 from core.models.connectors import Checkpoint, Connector, SyncError, SyncRun
 from core.models.feed import AuditLog, ChangeFeed, FeedConsumer
 from core.models.org import ApiToken, Associate, Location, User, UserLocation, WebSession
 from core.models.outreach import Attribution, Automation, Outreach, Task
 from core.models.sales import Sale, SaleLine
+from core.models.settings import AppSetting
 
 __all__ = [
     "ApiToken",
+    "AppSetting",
     "Associate",
     "Attribution",
     "AuditLog",
@@ -19,6 +21,7 @@ __all__ = [
     "Checkpoint",
     "Client",
     "ClientContact",
+    "ClientMerge",
     "Connector",
     "Consent",
     "ExternalRef",

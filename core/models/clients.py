@@ -101,3 +101,20 @@ class Consent(SQLModel, table=True):
     source: str = Field(max_length=100)
     note: str | None = Field(default=None, max_length=500)
     recorded_at: datetime = ts()
+
+
+class ClientMerge(SQLModel, table=True):
+    """A merge of one client into another, with a snapshot that lets an unmerge restore exactly."""
+
+    __tablename__ = "client_merge"
+
+    id: int | None = id_field()
+    survivor_id: int = fk("client.id", ondelete="CASCADE")
+    absorbed_id: int = fk("client.id", ondelete="CASCADE")
+    # "rule:email", "rule:phone", "manual:user:3", ...
+    reason: str = Field(max_length=200)
+    # Everything the merge changed: both clients' fields, moved contacts/refs/sales/outreach ids.
+    snapshot: dict[str, Any] = json_field()
+    actor: str = Field(default="system", max_length=320)
+    created_at: datetime = ts()
+    undone_at: datetime | None = ts(nullable=True, default_now=False)

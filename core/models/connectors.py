@@ -76,6 +76,8 @@ class SyncRun(SQLModel, table=True):
     # Progress of a backfill between 0 and 1 when the stream can estimate it.
     progress: float | None = None
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # Per-stream counts: {"clients": {"records": 120, "pages": 2, "errors": 0}, ...}.
+    stats: dict[str, Any] = json_field()
     started_at: datetime = ts()
     heartbeat_at: datetime = ts()
     finished_at: datetime | None = ts(nullable=True, default_now=False)
