@@ -41,11 +41,12 @@ SYSTEM = Principal(user_id=None, role="owner", location_ids=frozenset(), email="
 
 
 async def principal_for(session: AsyncSession, user: User) -> Principal:
-    rows = await session.exec(select(UserLocation.location_id).where(UserLocation.user_id == user.id))  # type: ignore[call-overload]
+    stmt = select(UserLocation.location_id).where(UserLocation.user_id == user.id)  # type: ignore[arg-type]
+    location_ids = (await session.execute(stmt)).scalars().all()
     return Principal(
         user_id=user.id,
         role=user.role,
-        location_ids=frozenset(r[0] if isinstance(r, tuple) else r for r in rows.all()),
+        location_ids=frozenset(int(i) for i in location_ids),
         associate_id=user.associate_id,
         email=user.email,
     )

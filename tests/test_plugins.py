@@ -147,7 +147,7 @@ def test_builtins_load_through_the_entry_point_group() -> None:
         by_name
     )
     assert by_name["sms_twilio"].distribution == "clasp-hub"
-    assert by_name["sms_twilio"].hooks == ["clasp_register_connector_types"]
+    assert "clasp_register_connector_types" in by_name["sms_twilio"].hooks
 
 
 def test_third_party_plugin_installed_as_a_package_is_discovered(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ class Client(SQLModel, table=True):
     """One person across every location: the survivor of identity resolution."""
 
     __tablename__ = "client"
+    # Never reuse a deleted client's id on SQLite: integrations key on it.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: int | None = id_field()
     first_name: str = Field(default="", max_length=200)

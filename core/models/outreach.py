@@ -40,6 +40,7 @@ class Outreach(SQLModel, table=True):
         CheckConstraint(in_check("state", OUTREACH_STATES), name="state"),
         Index("ix_outreach_state_due", "state", "due_at"),
         Index("ix_outreach_client_created", "client_id", "created_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = id_field()

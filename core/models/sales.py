@@ -20,6 +20,7 @@ class Sale(SQLModel, table=True):
         CheckConstraint(in_check("channel", SALE_CHANNELS), name="channel"),
         CheckConstraint(in_check("status", SALE_STATUSES), name="status"),
         Index("ix_sale_client_occurred", "client_id", "occurred_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: int | None = id_field()

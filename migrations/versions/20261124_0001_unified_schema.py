@@ -246,7 +246,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['home_location_id'], ['location.id'], name=op.f('fk_client_home_location_id_location'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['merged_into_id'], ['client.id'], name=op.f('fk_client_merged_into_id_client')),
     sa.ForeignKeyConstraint(['owner_associate_id'], ['associate.id'], name=op.f('fk_client_owner_associate_id_associate'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_client'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_client')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('client', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_client_home_location_id'), ['home_location_id'], unique=False)
@@ -398,7 +399,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['connector_id'], ['connector.id'], name=op.f('fk_outreach_connector_id_connector'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['location_id'], ['location.id'], name=op.f('fk_outreach_location_id_location'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outreach')),
-    sa.UniqueConstraint('occasion_key', name=op.f('uq_outreach_occasion_key'))
+    sa.UniqueConstraint('occasion_key', name=op.f('uq_outreach_occasion_key')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('outreach', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outreach_associate_id'), ['associate_id'], unique=False)
@@ -428,7 +430,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['associate_id'], ['associate.id'], name=op.f('fk_sale_associate_id_associate'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['client_id'], ['client.id'], name=op.f('fk_sale_client_id_client'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['location_id'], ['location.id'], name=op.f('fk_sale_location_id_location')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sale'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sale')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('sale', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sale_associate_id'), ['associate_id'], unique=False)
