@@ -74,7 +74,7 @@ def create_app(rt: Runtime, *, route_handlers: list[Any] | None = None, connect_
             await rt.redis.aclose()
             rt.redis = None
 
-    from core.api import api_router
+    from core.api import api_router, openapi_components
 
     handlers: list[Any] = [healthz, api_router, *(route_handlers or [])]
     return Litestar(
@@ -88,6 +88,7 @@ def create_app(rt: Runtime, *, route_handlers: list[Any] | None = None, connect_
             version=__version__,
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=openapi_components(),
         ),
         debug=False,
     )

@@ -1,0 +1,555 @@
+"""Client reads and edits shared by the API and the admin panel.
+
+``edit_client`` is THE code path for a person editing a client (panel, API, admin tools): it
+validates and normalises, applies the change, records per-field provenance, appends one change-feed
+row (which the writeback consumer turns into a POS update) and one audit row, all in the caller's
+transaction. The read helpers apply the principal's scope to every query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import audit, feed
+from core.access import Principal, client_filter, location_filter
+from core.models import (
+    Client,
+    ClientContact,
+    ClientMerge,
+    Connector,
+    Consent,
+    ExternalRef,
+    Location,
+    Sale,
+    SaleLine,
+    utcnow,
+)
+from core.models.clients import CONSENT_CHANNELS
+
+EDITABLE_FIELDS = ("first_name", "last_name", "emails", "phones", "address", "birthday", "anniversary", "note")
+# The unified address shape. Connectors map their POS's address fields onto these keys.
+ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
+NAME_MAX = 200
+NOTE_MAX = 10_000
+ADDRESS_PART_MAX = 200
+DEFAULT_REGION = "US"
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
+_PHONE_QUERY = re.compile(r"[\d\s().+\-/]+")
+
+
+class ClientNotFound(LookupError):
+    def __init__(self, client_id: int) -> None:
+        super().__init__(f"no client with id {client_id}")
+        self.client_id = client_id
+
+
+class ClientMerged(Exception):
+    """The client was absorbed by a merge; edits belong on the survivor."""
+
+    def __init__(self, client_id: int, merged_into_id: int) -> None:
+        super().__init__(f"client {client_id} was merged into client {merged_into_id}; use that client instead")
+        self.client_id = client_id
+        self.merged_into_id = merged_into_id
+
+
+class ClientEditError(ValueError):
+    """Invalid input; ``errors`` maps each offending field to a message. Nothing was written."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# ------------------------------------------------------------------------------------------ editing
+
+
+def _clean_text(value: Any, name: str, *, max_len: int, nullable: bool) -> str | None:
+    if value is None:
+        if nullable:
+            return None
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    if nullable:
+        cleaned = value.strip()
+    else:
+        from core.normalize import normalise_name
+
+        cleaned = normalise_name(value)
+    if len(cleaned) > max_len:
+        raise ValueError(f"{name} is longer than {max_len} characters")
+    if nullable and not cleaned:
+        return None
+    return cleaned
+
+
+def _clean_address(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("address must be an object with " + ", ".join(ADDRESS_FIELDS))
+    unknown = sorted(set(value) - set(ADDRESS_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown address field(s) {', '.join(unknown)}; use {', '.join(ADDRESS_FIELDS)}")
+    cleaned: dict[str, str] = {}
+    for key in ADDRESS_FIELDS:
+        part = value.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, str):
+            raise ValueError(f"address.{key} must be a string")
+        part = " ".join(part.split())
+        if len(part) > ADDRESS_PART_MAX:
+            raise ValueError(f"address.{key} is longer than {ADDRESS_PART_MAX} characters")
+        if not part:
+            continue
+        if key == "country":
+            if not _COUNTRY.fullmatch(part):
+                raise ValueError(f"address.country {part!r} is not an ISO 3166 two-letter country code")
+            part = part.upper()
+        cleaned[key] = part
+    return cleaned
+
+
+def _clean_date(value: Any, name: str) -> date | None:
+    from core.normalize import NormalisationError, parse_date
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        parsed = parse_date(value)
+    except (NormalisationError, ValueError, TypeError) as exc:
+        raise ValueError(f"{name} {value!r} is not a date ({exc})") from None
+    if parsed is None:
+        raise ValueError(f"{name} {value!r} is not a date; use YYYY-MM-DD")
+    if name == "birthday" and parsed > utcnow().date():
+        raise ValueError(f"birthday {parsed.isoformat()} is in the future")
+    return parsed
+
+
+def _raw_list(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"{name} must be a list (the first one is the primary)")
+    items: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"{name} must be a list of strings")
+        if item.strip():
+            items.append(item.strip())
+    return items
+
+
+def _clean_emails(value: Any) -> list[tuple[str, str]]:
+    from core.normalize import NormalisationError, normalise_email
+
+    out: list[tuple[str, str]] = []
+    for raw in _raw_list(value, "emails"):
+        try:
+            normalised = normalise_email(raw)
+        except (NormalisationError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        if normalised not in [v for v, _ in out]:
+            out.append((normalised, raw))
+    return out
+
+
+def _clean_phones(value: Any, region: str) -> list[tuple[str, str]]:
+    from core.normalize import NormalisationError, normalise_phone
+
+    out: list[tuple[str, str]] = []
+    for raw in _raw_list(value, "phones"):
+        try:
+            normalised = normalise_phone(raw, default_region=region)
+        except (NormalisationError, ValueError):
+            raise ValueError(
+                f"{raw!r} is not a valid phone number (a number without a country code is read as {region})"
+            ) from None
+        if normalised not in [v for v, _ in out]:
+            out.append((normalised, raw))
+    return out
+
+
+async def default_region(session: AsyncSession) -> str:
+    """The phone country for clients without a home store (the identity settings' default)."""
+    from core.identity.settings import load_identity_settings
+
+    return (await load_identity_settings(session)).default_region or DEFAULT_REGION
+
+
+async def home_region(session: AsyncSession, client: Client) -> str:
+    """The region a client's local phone numbers are read in: their home store's country."""
+    if client.home_location_id is not None:
+        country = (
+            await session.exec(select(Location.country).where(col(Location.id) == client.home_location_id))
+        ).first()
+        if country:
+            return country.upper()
+    return await default_region(session)
+
+
+async def _contacts(session: AsyncSession, client_id: int, kind: str | None = None) -> list[ClientContact]:
+    stmt = select(ClientContact).where(col(ClientContact.client_id) == client_id)
+    if kind is not None:
+        stmt = stmt.where(col(ClientContact.kind) == kind)
+    stmt = stmt.order_by(col(ClientContact.is_primary).desc(), col(ClientContact.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def _replace_contacts(
+    session: AsyncSession, client_id: int, kind: str, current: list[ClientContact], wanted: list[tuple[str, str]]
+) -> None:
+    """Make the client's contacts of one kind exactly ``wanted`` (first = primary), keeping the rows
+    (labels, unusable flags, source) of values that stay."""
+    by_value = {c.value: c for c in current}
+    wanted_values = [v for v, _ in wanted]
+    gone = [c.id for c in current if c.value not in wanted_values]
+    if gone:
+        await session.exec(delete(ClientContact).where(col(ClientContact.id).in_(gone)))  # type: ignore[call-overload]
+    for position, (value, raw) in enumerate(wanted):
+        row = by_value.get(value)
+        if row is None:
+            row = ClientContact(client_id=client_id, kind=kind, value=value, raw=raw)
+        row.is_primary = position == 0
+        session.add(row)
+    await session.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+async def edit_client(
+    session: AsyncSession,
+    client_id: int,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    origin: str,
+    actor_user_id: int | None = None,
+    ip: str | None = None,
+) -> Client:
+    """Validate, normalise and apply a person's edit to a client, in the caller's transaction.
+
+    ``changes`` holds any of EDITABLE_FIELDS: names and note are strings (note may be null),
+    ``emails`` / ``phones`` are the complete lists (first is primary; phones are read in the home
+    store's country), ``address`` is the complete address object (keys ADDRESS_FIELDS, null clears),
+    dates are dates or ISO strings (null clears). ``origin`` is "user:<id>" or "api:<token id>".
+
+    Raises ClientNotFound, ClientMerged, or ClientEditError (per-field messages; nothing written).
+    Only fields whose value really changes are written; a no-op edit writes nothing.
+    """
+    client = await session.get(Client, client_id, with_for_update=True)
+    if client is None:
+        raise ClientNotFound(client_id)
+    if client.merged_into_id is not None:
+        raise ClientMerged(client_id, client.merged_into_id)
+
+    errors: dict[str, str] = {}
+    for name in changes:
+        if name not in EDITABLE_FIELDS:
+            errors[name] = f"not an editable field; editable: {', '.join(EDITABLE_FIELDS)}"
+    region = await home_region(session, client)
+    cleaned: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name in errors:
+            continue
+        try:
+            if name in ("first_name", "last_name"):
+                cleaned[name] = _clean_text(value, name, max_len=NAME_MAX, nullable=False)
+            elif name == "note":
+                cleaned[name] = _clean_text(value, name, max_len=NOTE_MAX, nullable=True)
+            elif name in ("birthday", "anniversary"):
+                cleaned[name] = _clean_date(value, name)
+            elif name == "address":
+                cleaned[name] = _clean_address(value)
+            elif name == "emails":
+                cleaned[name] = _clean_emails(value)
+            elif name == "phones":
+                cleaned[name] = _clean_phones(value, region)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise ClientEditError(errors)
+
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name, value in cleaned.items():
+        if name in ("emails", "phones"):
+            kind = name[:-1]
+            current = await _contacts(session, client_id, kind)
+            old_values = [c.value for c in current]
+            new_values = [v for v, _ in value]
+            if old_values != new_values:
+                await _replace_contacts(session, client_id, kind, current, value)
+                before[name], after[name] = old_values, new_values
+        else:
+            old = getattr(client, name)
+            if old != value:
+                setattr(client, name, value)
+                before[name], after[name] = _jsonable(old), _jsonable(value)
+    if not after:
+        return client
+
+    from core.identity import manual_provenance
+
+    # A person's edit ranks with the best source: a later POS change still wins over an older edit.
+    manual_provenance(client, set(after), origin)
+    client.updated_at = utcnow()
+    session.add(client)
+    await session.flush()
+    await feed.append(session, entity="client", entity_id=client_id, op="update", changes=after, origin=origin)
+    await audit.record(
+        session,
+        "client.edit",
+        actor=actor,
+        actor_user_id=actor_user_id,
+        target_type="client",
+        target_id=client_id,
+        details={"origin": origin, "changes": {k: {"from": before[k], "to": after[k]} for k in after}},
+        ip=ip,
+    )
+    return client
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def encode_cursor(*parts: Any) -> str:
+    text = "|".join(str(p) for p in parts)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, count: int) -> list[str]:
+    """The parts of an opaque cursor; ValueError when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("invalid cursor") from None
+    parts = text.split("|")
+    if len(parts) != count:
+        raise ValueError("invalid cursor")
+    return parts
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _phone_candidates(session: AsyncSession, query: str) -> set[str]:
+    """E.164 forms of a typed phone number, read in the country of each store (a number typed
+    without a country code means a local number to whoever typed it)."""
+    from core.normalize import NormalisationError, normalise_phone
+
+    countries = {c.upper() for c in (await session.exec(select(Location.country).distinct())).all() if c}
+    candidates: set[str] = set()
+    for region in sorted(countries | {await default_region(session)}):
+        try:
+            candidates.add(normalise_phone(query, default_region=region))
+        except (NormalisationError, ValueError):
+            continue
+    return candidates
+
+
+def _contact_exists(kind: str, condition: Any) -> Any:
+    return exists().where(col(ClientContact.client_id) == col(Client.id), col(ClientContact.kind) == kind, condition)
+
+
+async def search_condition(session: AsyncSession, q: str) -> Any:
+    """A WHERE clause for a free-text client search: phone numbers in any format, emails, names.
+
+    - something that looks like a phone number (digits and punctuation only, 4+ digits): an exact
+      E.164 match when it parses as a full number, otherwise digits contained in a stored number;
+    - something with an "@": email addresses containing it;
+    - anything else: every word must start the first or last name, or appear in an email address.
+    """
+    q = q.strip()
+    if not q:
+        return None
+    digits = re.sub(r"\D", "", q)
+    if _PHONE_QUERY.fullmatch(q) and len(digits) >= 4:
+        candidates = await _phone_candidates(session, q)
+        if candidates:
+            return _contact_exists("phone", col(ClientContact.value).in_(sorted(candidates)))
+        return _contact_exists("phone", col(ClientContact.value).like(f"%{digits}%"))
+    if "@" in q:
+        pattern = f"%{_like_escape(q.lower())}%"
+        return _contact_exists("email", col(ClientContact.value).like(pattern, escape="\\"))
+    conditions = []
+    for word in q.lower().split():
+        prefix = f"{_like_escape(word)}%"
+        conditions.append(
+            or_(
+                func.lower(col(Client.first_name)).like(prefix, escape="\\"),
+                func.lower(col(Client.last_name)).like(prefix, escape="\\"),
+                _contact_exists("email", col(ClientContact.value).like(f"%{_like_escape(word)}%", escape="\\")),
+            )
+        )
+    return and_(*conditions)
+
+
+@dataclass
+class ClientPage:
+    clients: list[Client]
+    contacts: dict[int, list[ClientContact]]
+    next_cursor: str | None
+
+
+async def search_clients(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    q: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    include_archived: bool = False,
+    updated_since: datetime | None = None,
+) -> ClientPage:
+    """Clients the principal may see, oldest id first, excluding clients merged into another.
+
+    Raises ValueError for a cursor that is not one of ours.
+    """
+    stmt = select(Client).where(client_filter(principal), col(Client.merged_into_id).is_(None))
+    if not include_archived:
+        stmt = stmt.where(col(Client.archived).is_(False))
+    if updated_since is not None:
+        stmt = stmt.where(col(Client.updated_at) >= updated_since)
+    if q:
+        condition = await search_condition(session, q)
+        if condition is not None:
+            stmt = stmt.where(condition)
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        if not after.isdigit():
+            raise ValueError("invalid cursor")
+        stmt = stmt.where(col(Client.id) > int(after))
+    stmt = stmt.order_by(col(Client.id)).limit(limit + 1)
+    rows = list((await session.exec(stmt)).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    contacts: dict[int, list[ClientContact]] = {c.id: [] for c in rows}  # type: ignore[misc]
+    if rows:
+        found = await session.exec(
+            select(ClientContact)
+            .where(col(ClientContact.client_id).in_(list(contacts)))
+            .order_by(col(ClientContact.is_primary).desc(), col(ClientContact.id))
+        )
+        for contact in found.all():
+            contacts[contact.client_id].append(contact)
+    return ClientPage(rows, contacts, encode_cursor(rows[-1].id) if more else None)
+
+
+@dataclass
+class ExternalRefView:
+    connector_id: int
+    connector_name: str
+    connector_type: str
+    external_id: str
+    synced_at: datetime
+
+
+@dataclass
+class SaleView:
+    sale: Sale
+    lines: list[SaleLine]
+
+
+@dataclass
+class ClientView:
+    client: Client
+    contacts: list[ClientContact]
+    refs: list[ExternalRefView]
+    consent: dict[str, Consent | None]
+    sales: list[SaleView]
+    sales_total: int
+    merges: list[ClientMerge] = field(default_factory=list)
+
+
+async def visible_client(session: AsyncSession, principal: Principal, client_id: int) -> Client | None:
+    """The client if it exists and the principal may see it (callers answer "not found" either way)."""
+    stmt = select(Client).where(col(Client.id) == client_id, client_filter(principal))
+    return (await session.exec(stmt)).first()
+
+
+async def lines_for(session: AsyncSession, sale_ids: list[int]) -> dict[int, list[SaleLine]]:
+    lines: dict[int, list[SaleLine]] = {sid: [] for sid in sale_ids}
+    if sale_ids:
+        found = await session.exec(
+            select(SaleLine).where(col(SaleLine.sale_id).in_(sale_ids)).order_by(col(SaleLine.id))
+        )
+        for line in found.all():
+            lines[line.sale_id].append(line)
+    return lines
+
+
+async def client_view(
+    session: AsyncSession, principal: Principal, client_id: int, *, sales_limit: int = 50
+) -> ClientView | None:
+    """Everything about one client the principal may see, or None (missing or out of scope).
+
+    Sales are scoped like every sale query: only those at the principal's locations.
+    """
+    client = await visible_client(session, principal, client_id)
+    if client is None:
+        return None
+    contacts = await _contacts(session, client_id)
+    ref_rows = await session.exec(
+        select(ExternalRef, Connector)
+        .join(Connector, col(Connector.id) == col(ExternalRef.connector_id))
+        .where(col(ExternalRef.object_type) == "client", col(ExternalRef.unified_id) == client_id)
+        .order_by(col(Connector.name), col(ExternalRef.external_id))
+    )
+    refs = [
+        ExternalRefView(c.id, c.name, c.type, r.external_id, r.synced_at)  # type: ignore[arg-type]
+        for r, c in ref_rows.all()
+    ]
+    consent: dict[str, Consent | None] = dict.fromkeys(CONSENT_CHANNELS)
+    ledger = await session.exec(
+        select(Consent).where(col(Consent.client_id) == client_id).order_by(col(Consent.recorded_at), col(Consent.id))
+    )
+    for row in ledger.all():
+        consent[row.channel] = row
+    sale_scope = and_(col(Sale.client_id) == client_id, location_filter(principal, col(Sale.location_id)))
+    sales_total = (await session.exec(select(func.count()).select_from(Sale).where(sale_scope))).one()
+    sales = list(
+        (
+            await session.exec(
+                select(Sale)
+                .where(sale_scope)
+                .order_by(col(Sale.occurred_at).desc(), col(Sale.id).desc())
+                .limit(sales_limit)
+            )
+        ).all()
+    )
+    lines = await lines_for(session, [s.id for s in sales])  # type: ignore[misc]
+    merges = list(
+        (
+            await session.exec(
+                select(ClientMerge)
+                .where(col(ClientMerge.survivor_id) == client_id)
+                .order_by(col(ClientMerge.id).desc())
+            )
+        ).all()
+    )
+    return ClientView(
+        client=client,
+        contacts=contacts,
+        refs=refs,
+        consent=consent,
+        sales=[SaleView(s, lines[s.id]) for s in sales],  # type: ignore[index]
+        sales_total=int(sales_total),
+        merges=merges,
+    )
