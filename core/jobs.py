@@ -21,6 +21,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 
 from core.models import Connector, utcnow
+from core.outreach.jobs import outbox_tick, send_outbox
 from core.plugin import Job
 from core.redis import redis_settings
 from core.runtime import Runtime
@@ -121,6 +122,14 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
     jobs: list[Job] = [
         Job(name="sync_connector", function=sync_connector, timeout_seconds=6 * 3600),
         Job(name="tick", function=tick, cron=_cron_for(rt.settings.tick_seconds), run_at_startup=True),
+        Job(name="send_outbox", function=send_outbox, timeout_seconds=900),
+        Job(
+            name="outbox_tick",
+            function=outbox_tick,
+            cron=_cron_for(rt.settings.tick_seconds),
+            run_at_startup=True,
+            timeout_seconds=900,
+        ),
         *rt.registry.jobs.values(),
     ]
     functions = [

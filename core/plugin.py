@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
 import pluggy
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 hookimpl = pluggy.HookimplMarker("clasp")
 
@@ -38,6 +38,8 @@ __all__ = [
     "ConnectorSettings",
     "ConnectorType",
     "ContactRecord",
+    "DeliveryState",
+    "InboundMessage",
     "Job",
     "LocationRecord",
     "NavItem",
@@ -50,14 +52,18 @@ __all__ = [
     "PushItem",
     "PushOutcome",
     "Pusher",
+    "RecipientProblem",
     "SaleLineRecord",
     "SaleRecord",
     "Sandbox",
     "SecretStr",
     "SendResult",
     "Sender",
+    "StatusEvent",
     "Stream",
     "TransientError",
+    "WebhookReply",
+    "WebhookRequest",
     "WriteResult",
     "Writer",
     "hookimpl",
@@ -172,6 +178,15 @@ class ClientRecord(_Record):
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     home_location_external_id: str | None = None
     archived: bool = False
+
+    @field_validator("birthday", "anniversary", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> date | None:
+        # A date of birth sent as a timestamp ("1980-05-16T20:00:00-04:00" is UTC midnight of May 17)
+        # names a calendar day; it must never shift by a day with the offset it was written in.
+        from core.normalize import parse_date
+
+        return parse_date(value)
 
 
 class ProductRecord(_Record):
@@ -291,18 +306,106 @@ class OutboundMessage:
     status_callback: str | None = None
     # Unique per outreach row; providers that accept an idempotency key get this one.
     idempotency_key: str = ""
+    # When this send attempt began (the outbox claim). ``Sender.lookup`` ignores provider messages
+    # created before it, so an older text with the same body is never mistaken for this one.
+    not_before: datetime | None = None
+
+
+# What a provider's answer says about the recipient, whatever the provider calls it (Twilio 21610 is
+# "opted_out", 21211/21614 are "unusable"). Core records it: a consent opt-out, or the number marked
+# unusable, so no messaging plugin ever texts that recipient again by mistake.
+RecipientProblem = Literal["opted_out", "unusable"]
 
 
 @dataclass
 class SendResult:
+    """The provider's answer to one send.
+
+    ``state``: ``sent`` (accepted), ``delivered``, ``failed``/``undelivered`` (refused for good, with
+    ``error_code``), or ``unknown`` when the request may or may not have reached the provider (a
+    timeout after the request was written): core then reconciles with :meth:`Sender.lookup` and
+    never re-sends blindly. Raise :class:`TransientError` only when the provider certainly did
+    *not* accept the message (HTTP 429, 5xx, connection refused): core retries it with backoff.
+    """
+
     state: Literal["sent", "delivered", "failed", "undelivered", "unknown"]
     provider_id: str | None = None
     error_code: str | None = None
     message: str = ""
+    recipient: RecipientProblem | None = None
+    # The provider's own status word ("queued", "accepted", ...), kept for display and ordering.
+    provider_status: str | None = None
+
+
+@dataclass
+class WebhookRequest:
+    """A provider's webhook call as Clasp received it, for :class:`Sender` to verify and parse.
+
+    ``url`` is the *public* URL the provider called (Clasp's ``base_url`` + path + query), which is
+    what providers sign, not the internal address the request arrived on behind a proxy.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]  # lower-case names
+    params: list[tuple[str, str]]  # form fields (POST) or query parameters (GET), repeats kept
+    body: bytes = b""
+
+    def first(self, name: str, default: str | None = None) -> str | None:
+        for key, value in self.params:
+            if key == name:
+                return value
+        return default
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.params if key == name]
+
+
+@dataclass
+class WebhookReply:
+    """What to answer a provider's webhook with (e.g. TwiML for Twilio)."""
+
+    body: str = ""
+    media_type: str = "text/plain"
+    status_code: int = 200
+
+
+# Delivery states from the provider, normalised and ordered: a status never moves backwards.
+DeliveryState = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed", "read"]
+
+
+@dataclass
+class StatusEvent:
+    """A delivery-status report for one message (a provider's status callback)."""
+
+    provider_id: str
+    state: DeliveryState
+    provider_status: str  # the provider's own word, stored as is
+    error_code: str | None = None
+    recipient: RecipientProblem | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass
+class InboundMessage:
+    """A message a person sent to one of the provider's numbers."""
+
+    provider_id: str
+    from_address: str  # E.164 for SMS/MMS
+    to_address: str
+    body: str = ""
+    media_urls: list[str] = field(default_factory=list)
+    received_at: datetime | None = None
 
 
 class Sender:
-    """Sends messages through a messaging provider (the messaging stage)."""
+    """Sends messages through a messaging provider (the messaging stage) and reads its webhooks.
+
+    Core calls :meth:`send` once per attempt, and attempts again only after the provider certainly
+    refused (:class:`TransientError`); an unclear outcome is settled with :meth:`lookup`, never by
+    sending again. Webhooks arrive at ``<base_url>/webhooks/<type>/<connector id>/status`` and
+    ``.../inbound``; core answers 403 unless :meth:`verify_webhook` says the request is genuine.
+    """
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError
@@ -310,6 +413,22 @@ class Sender:
     async def lookup(self, message: OutboundMessage) -> SendResult | None:
         """Find out whether an earlier attempt reached the provider (after a crash); None if unknown."""
         return None
+
+    def verify_webhook(self, request: WebhookRequest) -> bool:
+        """True when the request really comes from the provider (signature check). Default: reject."""
+        return False
+
+    def parse_status(self, request: WebhookRequest) -> StatusEvent | None:
+        """The status report in a verified status webhook; None if it carries none."""
+        return None
+
+    def parse_inbound(self, request: WebhookRequest) -> InboundMessage | None:
+        """The message in a verified inbound webhook; None if it carries none."""
+        return None
+
+    def inbound_reply(self, text: str | None) -> WebhookReply:
+        """The webhook answer that sends ``text`` back to the person (nothing when None)."""
+        return WebhookReply()
 
 
 @dataclass
@@ -448,8 +567,10 @@ class Sandbox:
     name: str
     app_factory: Callable[..., Any]
     description: str = ""
-    # Connector type this sandbox stands in for, and how to configure one against it.
+    # Connector type this sandbox stands in for, and how to configure one against it:
+    # ``connector_settings(sandbox_url)`` returns the settings of a connector talking to it.
     connector_type: str | None = None
+    connector_settings: Callable[[str], dict[str, Any]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- http

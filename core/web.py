@@ -75,8 +75,9 @@ def create_app(rt: Runtime, *, route_handlers: list[Any] | None = None, connect_
             rt.redis = None
 
     from core.api import api_router, openapi_components
+    from core.outreach.webhooks import webhook_router
 
-    handlers: list[Any] = [healthz, api_router, *(route_handlers or [])]
+    handlers: list[Any] = [healthz, api_router, webhook_router, *(route_handlers or [])]
     return Litestar(
         route_handlers=handlers,
         plugins=list(rt.registry.web_plugins),

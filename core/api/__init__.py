@@ -13,10 +13,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from core.api.auth import SECURITY_SCHEME, provide_caller, require_token
 from core.api.clients import ClientController
 from core.api.sales import SalesController
+from core.outreach.api import MessagesController
 
 api_router = Router(
     path="/api/v1",
-    route_handlers=[ClientController, SalesController],
+    route_handlers=[ClientController, SalesController, MessagesController],
     guards=[require_token],
     dependencies={"caller": Provide(provide_caller, sync_to_thread=False)},
     security=[{SECURITY_SCHEME: []}],

@@ -1,0 +1,1 @@
+"""A faithful fake of Twilio's Messages API for tests and the demo (see ``app``)."""
