@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,7 +72,19 @@ async def read(
     """Feed rows with id > ``after`` (oldest first), excluding the last ``settle`` of writes."""
     stmt = select(ChangeFeed).where(col(ChangeFeed.id) > after)
     if settle:
-        stmt = stmt.where(col(ChangeFeed.created_at) <= utcnow() - settle)
+        cutoff = utcnow() - settle
+        # Stop before the first row still settling: a page's rows may carry the page's start time,
+        # so a settled row can sit above an unsettled one, and a consumer moving past the unsettled
+        # one would never see it.
+        unsettled = (
+            select(func.min(ChangeFeed.id))
+            .where(col(ChangeFeed.id) > after, col(ChangeFeed.created_at) > cutoff)
+            .scalar_subquery()
+        )
+        stmt = stmt.where(
+            col(ChangeFeed.created_at) <= cutoff,
+            or_(unsettled.is_(None), col(ChangeFeed.id) < unsettled),
+        )
     if entities:
         stmt = stmt.where(col(ChangeFeed.entity).in_(entities))
     stmt = stmt.order_by(col(ChangeFeed.id)).limit(limit)
@@ -89,16 +101,12 @@ async def advance(session: AsyncSession, consumer: str, position: int) -> None:
 
 
 async def head(session: AsyncSession) -> int:
-    from sqlalchemy import func
-
     value = (await session.exec(select(func.max(ChangeFeed.id)))).first()  # type: ignore[call-overload]
     return int(value or 0)
 
 
 async def lag(session: AsyncSession, consumer: str) -> int:
     """How many feed rows the consumer has yet to read."""
-    from sqlalchemy import func
-
     pos = (await session.exec(select(FeedConsumer.position).where(FeedConsumer.name == consumer))).first()
     stmt = select(func.count()).select_from(ChangeFeed).where(col(ChangeFeed.id) > (pos or 0))
     return int((await session.exec(stmt)).one())  # type: ignore[call-overload]

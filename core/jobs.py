@@ -25,6 +25,7 @@ from core.outreach.jobs import outbox_tick, send_outbox
 from core.plugin import Job
 from core.redis import redis_settings
 from core.runtime import Runtime
+from core.writeback import writeback_job
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
         Job(name="sync_connector", function=sync_connector, timeout_seconds=6 * 3600),
         Job(name="tick", function=tick, cron=_cron_for(rt.settings.tick_seconds), run_at_startup=True),
         Job(name="send_outbox", function=send_outbox, timeout_seconds=900),
+        Job(name="writeback", function=writeback_job, cron=_cron_for(rt.settings.tick_seconds), timeout_seconds=600),
         Job(
             name="outbox_tick",
             function=outbox_tick,

@@ -13,7 +13,12 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from msgspec import Meta
@@ -101,6 +106,7 @@ class MessagesController(Controller):
     @get(
         "/",
         summary="A client's conversation",
+        raises=[NotAuthorizedException, NotFoundException, ValidationException],
         description="Texts to and from the client, oldest first (the newest `limit`; page back with `before`). "
         "A client outside the token's scope answers 404.",
     )
@@ -123,6 +129,7 @@ class MessagesController(Controller):
     @post(
         "/",
         summary="Text a client",
+        raises=[NotAuthorizedException, NotFoundException, PermissionDeniedException, ValidationException],
         description="Queues the text in the outbox; the worker sends it under the send rules (an opted-out "
         "client is never texted; marketing needs opt-in, waits for the client's local quiet hours and counts "
         "toward the one-per-24-h cap). Returns the queued message; follow its `state`.",
