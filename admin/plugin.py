@@ -22,7 +22,21 @@ from litestar.template.config import TemplateConfig
 from admin import render as filters
 from admin.auth import require_user
 from admin.errors import handle_exception
-from admin.routes import account, audit, clients, connectors, dashboard, locations, oauth, users
+from admin.routes import (
+    account,
+    audit,
+    clients,
+    connectors,
+    conversations,
+    dashboard,
+    errors,
+    identity,
+    locations,
+    oauth,
+    sales,
+    tokens,
+    users,
+)
 from admin.sessions import DatabaseSessionConfig, DatabaseStore
 from core.plugin import hookimpl
 
@@ -84,6 +98,11 @@ class AdminPanel(InitPluginProtocol):
                 *locations.route_handlers,
                 *audit.route_handlers,
                 *users.route_handlers,
+                *sales.route_handlers,
+                *conversations.route_handlers,
+                *errors.route_handlers,
+                *identity.route_handlers,
+                *tokens.route_handlers,
                 *plugin_handlers,
             ],
             guards=[require_user],

@@ -19,7 +19,12 @@ FLASH_KINDS = ("ok", "info", "error")
 BUILTIN_NAV = (
     NavItem(label="Dashboard", href="/admin", order=10),
     NavItem(label="Clients", href="/admin/clients", order=20),
+    NavItem(label="Sales", href="/admin/sales", order=25),
+    NavItem(label="Inbox", href="/admin/inbox", order=27),
     NavItem(label="Locations", href="/admin/locations", order=30),
+    NavItem(label="Errors", href="/admin/errors", roles=frozenset({"owner", "manager"}), order=50),
+    NavItem(label="Duplicates", href="/admin/duplicates", roles=frozenset({"owner", "manager"}), order=60),
+    NavItem(label="API tokens", href="/admin/tokens", order=70),
     NavItem(label="Connectors", href="/admin/connectors", roles=frozenset({"owner", "manager"}), order=40),
     NavItem(label="Users", href="/admin/users", roles=frozenset({"owner"}), order=80),
     NavItem(label="Audit", href="/admin/audit", roles=frozenset({"owner"}), order=90),
