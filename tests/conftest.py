@@ -27,6 +27,9 @@ from core.models import metadata
 from core.runtime import Runtime, create_runtime
 from core.settings import Settings, reset_settings_cache
 
+# Fixture modules shared by several test files (registered once here, never imported into tests).
+pytest_plugins = ["tests.testpos.fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("CLASP_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CLASP_TEST_REDIS", "redis://127.0.0.1:6379")

@@ -1,0 +1,197 @@
+"""Set-based writes and lookups that stay fast on PostgreSQL and correct on SQLite.
+
+On PostgreSQL a page goes to the server as a handful of array parameters: ``INSERT ... SELECT FROM
+unnest(...)``, ``UPDATE ... FROM unnest(...)`` and ``= ANY(array)``, so one statement carries a whole
+page with a plan that does not depend on the page size. New ids are drawn from the table's sequence
+first, so inserted rows need no RETURNING and keep their order. SQLite runs in-process, where plain
+executemany and IN lists are already cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    text,
+    update,
+)
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.models.base import UTCDateTime
+
+
+def is_pg(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _base_type(column: Column[Any]) -> Any:
+    ctype = column.type
+    if isinstance(ctype, UTCDateTime):
+        return DateTime(timezone=True)
+    if isinstance(ctype, TypeDecorator):
+        ctype = ctype.impl_instance
+    # A with_variant() type: use the PostgreSQL variant when there is one.
+    return getattr(ctype, "_variant_mapping", {}).get("postgresql", ctype)
+
+
+@cache
+def _pg_types(table: Table) -> dict[str, tuple[str, str]]:
+    """Column → (array type of the parameter, cast applied to each element) for unnest()."""
+    out: dict[str, tuple[str, str]] = {}
+    for column in table.columns:
+        t = _base_type(column)
+        if isinstance(t, BigInteger):
+            out[column.name] = ("BIGINT[]", "")
+        elif isinstance(t, Integer):
+            out[column.name] = ("INTEGER[]", "")
+        elif isinstance(t, Boolean):
+            out[column.name] = ("BOOLEAN[]", "")
+        elif isinstance(t, DateTime):
+            out[column.name] = ("TIMESTAMPTZ[]", "")
+        elif isinstance(t, Date):
+            out[column.name] = ("DATE[]", "")
+        elif isinstance(t, Float):
+            out[column.name] = ("FLOAT8[]", "")
+        elif isinstance(t, JSON) or type(t).__name__ == "JSONB":
+            out[column.name] = ("TEXT[]", "::JSONB")
+        elif isinstance(t, String | Text):
+            out[column.name] = ("TEXT[]", "")
+        else:
+            raise TypeError(f"bulk writes do not handle {table.name}.{column.name} ({t!r})")
+    return out
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is None else json.dumps(value, default=_json_default)
+
+
+def _utc_value(value: Any) -> Any:
+    if value is None or value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Clasp stores timezone-aware UTC only")
+    return value.astimezone(UTC)
+
+
+def _column_array(rows: list[dict[str, Any]], column: str, pg_type: tuple[str, str]) -> list[Any]:
+    # Per column, not per value: only JSON and timestamp columns need converting.
+    if pg_type[1] == "::JSONB":
+        return [_json_value(row[column]) for row in rows]
+    if pg_type[0] == "TIMESTAMPTZ[]":
+        return [_utc_value(row[column]) for row in rows]
+    return [row[column] for row in rows]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@cache
+def _defaults(table: Table) -> dict[str, Any]:
+    """Python-side column defaults (SQLModel field defaults), which unnest() inserts would skip."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.primary_key or default is None:
+            continue
+        if getattr(default, "is_scalar", False):
+            out[column.name] = default.arg  # type: ignore[attr-defined]
+        elif getattr(default, "is_callable", False):
+            out[column.name] = default.arg  # type: ignore[attr-defined]  # called per page below
+    return out
+
+
+def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    missing = {k: v for k, v in _defaults(table).items() if k not in rows[0]}
+    if not missing:
+        return rows
+    values = {k: (v(None) if callable(v) else v) for k, v in missing.items()}
+    return [{**values, **row} for row in rows]
+
+
+async def new_ids(conn: AsyncConnection, table: Table, n: int) -> list[int]:
+    """Draw ``n`` ids from the table's id sequence (PostgreSQL)."""
+    result = await conn.execute(
+        text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+        {"t": table.name, "n": n},
+    )
+    return [r[0] for r in result]
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *,
+                      want_ids: bool = False) -> list[int]:
+    """Insert ``rows`` (all with the same keys); return their new ids in order when ``want_ids``."""
+    if not rows:
+        return []
+    rows = _with_defaults(table, rows)
+    if not is_pg(conn):
+        if want_ids:
+            result = await conn.execute(sa_insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+            return [r[0] for r in result]
+        await conn.execute(sa_insert(table), rows)
+        return []
+    ids: list[int] = []
+    if want_ids:
+        ids = await new_ids(conn, table, len(rows))
+        rows = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+    columns = list(rows[0])
+    types = _pg_types(table)
+    arrays = [_column_array(rows, c, types[c]) for c in columns]
+    # Binary COPY on the transaction's own connection: the cheapest way to hand PostgreSQL a page of
+    # rows (no per-element array checks, no SQL to parse). Like INSERT it fires constraints and fails
+    # on a duplicate reference, which is what keeps a concurrent duplicate from slipping in.
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=list(zip(*arrays, strict=True)), columns=columns)
+    return ids
+
+
+async def update_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:
+    """Update each row (a dict with ``key`` and the columns to set, the same for every row)."""
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c != key]
+    if not is_pg(conn):
+        stmt = update(table).where(table.c[key] == bindparam("k_" + key)).values(
+            {c: bindparam("v_" + c) for c in columns})
+        await conn.execute(stmt, [{"k_" + key: r[key], **{"v_" + c: r[c] for c in columns}} for r in rows])
+        return
+    types = _pg_types(table)
+    allcols = [key, *columns]
+    params = {f"a{n}": _column_array(rows, c, types[c]) for n, c in enumerate(allcols)}
+    arrays = ", ".join(f"CAST(:a{n} AS {types[c][0]})" for n, c in enumerate(allcols))
+    aliases = ", ".join(f"c{n}" for n in range(len(allcols)))
+    sets = ", ".join(f'"{c}" = v.c{n + 1}{types[c][1]}' for n, c in enumerate(columns))
+    sql = f'UPDATE "{table.name}" SET {sets} FROM unnest({arrays}) AS v({aliases}) WHERE "{table.name}"."{key}" = v.c0'
+    await conn.execute(text(sql), params)
+
+
+def in_values(conn: AsyncConnection, column: Any, values: list[Any]) -> Any:
+    """``column IN values``: one array parameter on PostgreSQL, an IN list elsewhere."""
+    if is_pg(conn):
+        from sqlalchemy import any_
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        element = BigInteger() if isinstance(_base_type(column), Integer) else String()
+        return column == any_(bindparam(None, values, type_=ARRAY(element)))
+    return column.in_(values)

@@ -1,0 +1,62 @@
+"""The small types shared by the ingest path: a decoded item, its outcome, the page's context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.sync.feedrows import FeedBatch
+
+CREATED, UPDATED, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
+
+
+@dataclass(slots=True)
+class Item:
+    index: int  # position of the payload in its page
+    payload: Any
+    record: Any  # the decoded core.plugin record
+    hash: str
+
+    @property
+    def external_id(self) -> str:
+        return self.record.external_id
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str
+    reason: str = ""
+    # Why it failed: "decode", "invalid", "unresolved_reference" (retried after every run), "ingest".
+    kind: str = ""
+    unresolved: dict[str, list[str]] = field(default_factory=dict)
+    # Stored, but something was dropped (e.g. an invalid email): queued so a person can fix the source.
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, reason: str, kind: str = "invalid", unresolved: dict[str, list[str]] | None = None) -> Outcome:
+        return cls(FAILED, reason, kind, unresolved or {})
+
+
+@dataclass
+class UpsertContext:
+    session: AsyncSession
+    conn: AsyncConnection
+    connector_id: int
+    origin: str
+    now: datetime
+    feed: FeedBatch
+
+    @classmethod
+    async def open(cls, session: AsyncSession, connector_id: int, now: datetime) -> UpsertContext:
+        origin = f"connector:{connector_id}"
+        conn = await session.connection()
+        return cls(session, conn, connector_id, origin, now, FeedBatch(origin, connector_id))
+
+
+def is_stale(record_updated: datetime | None, stored_updated: datetime | None) -> bool:
+    """An older version of a record (a late replay, an out-of-order page) must not overwrite a newer one."""
+    return record_updated is not None and stored_updated is not None and record_updated < stored_updated

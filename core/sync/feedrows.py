@@ -1,0 +1,50 @@
+"""Change-feed rows appended in bulk (one INSERT per page), with the semantics of ``core.feed.append``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.models import ChangeFeed
+from core.sync.bulk import insert_rows
+
+feed_t = ChangeFeed.__table__  # type: ignore[attr-defined]
+
+
+def jsonable(value: Any) -> Any:
+    kind = type(value)
+    if kind is datetime or kind is date:
+        return value.isoformat()
+    return value
+
+
+_DATES = (datetime, date)
+
+
+class FeedBatch:
+    """Collects a page's changes; ``flush`` writes them in the page transaction."""
+
+    def __init__(self, origin: str, origin_connector_id: int | None) -> None:
+        self.origin = origin
+        self.origin_connector_id = origin_connector_id
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, entity: str, entity_id: int, op: str, changes: dict[str, Any], now: datetime) -> None:
+        self.rows.append(
+            {
+                "entity": entity,
+                "entity_id": entity_id,
+                "op": op,
+                "changes": {k: v.isoformat() if type(v) in _DATES else v for k, v in changes.items()},
+                "origin": self.origin,
+                "origin_connector_id": self.origin_connector_id,
+                "created_at": now,
+            }
+        )
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        if self.rows:
+            rows, self.rows = self.rows, []
+            await insert_rows(conn, feed_t, rows)

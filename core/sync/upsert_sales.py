@@ -1,0 +1,303 @@
+"""Sales and their lines, set-based per page.
+
+References are resolved in bulk: locations are created when unknown (a new shop), while an unknown
+associate, client, product or refunded line sends the sale to the error queue as an
+``unresolved_reference`` — those are retried automatically at the end of every run, so a sale that
+raced ahead of its customer is stored as soon as the customer has been synced. Lines keep their own
+external references so a refund line can point at the line it refunds, in this sale or another.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from core.models import Sale, SaleLine
+from core.sync import refs as refs_mod
+from core.sync.bulk import in_values, insert_rows, update_rows
+from core.sync.context import CREATED, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
+from core.sync.upsert_base import fresh_items
+from core.sync.upsert_org import ensure_locations
+from core.sync.validate import problems
+
+sale_t = Sale.__table__  # type: ignore[attr-defined]
+line_t = SaleLine.__table__  # type: ignore[attr-defined]
+SALE_FIELDS = ("location_id", "associate_id", "client_id", "channel", "status", "currency", "subtotal_minor",
+               "tax_minor", "total_minor", "occurred_at")
+LINE_FIELDS = ("product_id", "sku", "name", "quantity", "unit_price_minor", "total_minor")
+
+
+@dataclass
+class Plan:
+    item: Item
+    values: dict[str, Any]
+    sale_id: int | None  # None: a new sale
+    ref: refs_mod.Ref | None
+    lines: dict[str, dict[str, Any]] = field(default_factory=dict)  # line external id → values
+    parents: dict[str, str] = field(default_factory=dict)  # line external id → parent line external id
+
+
+@dataclass
+class Refs:
+    locations: dict[str, int]
+    associates: dict[str, refs_mod.Ref]
+    clients: dict[str, refs_mod.Ref]
+    products: dict[str, refs_mod.Ref]
+    lines: dict[str, refs_mod.Ref]
+    line_sale: dict[int, int]  # existing line id → its sale id
+
+
+async def upsert_sales(ux: UpsertContext, items: list[Item]) -> dict[int, Outcome]:
+    outcomes: dict[int, Outcome] = {}
+    found = await refs_mod.lookup(ux.conn, ux.connector_id, "sale", [i.external_id for i in items])
+    todo = fresh_items(items, found, outcomes)
+    if not todo:
+        return outcomes
+    current = await _current_sales(ux, found, todo)
+    refs = await _resolve(ux, todo, found)
+    plans = _plan(todo, found, current, refs, outcomes)
+    if not plans:
+        return outcomes
+    new_ids = await _write_sales(ux, plans, current, outcomes)
+    await _write_lines(ux, plans, refs, new_ids, outcomes)
+    return outcomes
+
+
+async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo: list[Item]) -> dict[int, Any]:
+    ids = sorted({found[i.external_id].unified_id for i in todo if i.external_id in found})
+    current: dict[int, Any] = {}
+    for part in refs_mod.chunks(ids):
+        rows = await ux.conn.execute(select(sale_t).where(in_values(ux.conn, sale_t.c.id, list(part))))
+        current.update({row.id: row._mapping for row in rows})
+    orphans = [i for i in todo if i.external_id in found and found[i.external_id].unified_id not in current]
+    if orphans:
+        # Deleted in Clasp but still in the source: drop the dangling references and store it anew.
+        await ux.conn.execute(delete(refs_mod.ref_t).where(
+            refs_mod.ref_t.c.id.in_([found[i.external_id].id for i in orphans])))
+        for i in orphans:
+            del found[i.external_id]
+        # Their lines went with them (ON DELETE CASCADE); their line references must go too.
+        line_exts = [ln.external_id for i in orphans for ln in i.record.lines]
+        for part in refs_mod.chunks(line_exts):
+            await ux.conn.execute(delete(refs_mod.ref_t).where(
+                refs_mod.ref_t.c.connector_id == ux.connector_id, refs_mod.ref_t.c.object_type == "sale_line",
+                refs_mod.ref_t.c.external_id.in_(part)))
+    return current
+
+
+async def _resolve(ux: UpsertContext, todo: list[Item], found: dict[str, refs_mod.Ref]) -> Refs:
+    recs = [i.record for i in todo]
+    cid = ux.connector_id
+    locations = await ensure_locations(ux, {r.location_external_id: r.currency for r in recs})
+    associates = await refs_mod.lookup(ux.conn, cid, "associate", [r.associate_external_id for r in recs])
+    clients = await refs_mod.lookup(ux.conn, cid, "client", [r.client_external_id for r in recs])
+    products = await refs_mod.lookup(
+        ux.conn, cid, "product", [ln.product_external_id for r in recs for ln in r.lines])
+    # Lines of sales stored before (to update them) and refunded lines. A new sale's own line ids are
+    # not looked up: they cannot exist unless another sale claims them, which the unique reference
+    # index turns into an error for that one sale (see ingest's record-by-record isolation).
+    line_ids = [ln.external_id for i in todo if i.external_id in found for ln in i.record.lines]
+    line_ids += [ln.parent_line_external_id for r in recs for ln in r.lines]
+    lines = await refs_mod.lookup(ux.conn, cid, "sale_line", line_ids)
+    line_sale: dict[int, int] = {}
+    for part in refs_mod.chunks(sorted({r.unified_id for r in lines.values()})):
+        rows = await ux.conn.execute(
+            select(line_t.c.id, line_t.c.sale_id).where(in_values(ux.conn, line_t.c.id, list(part))))
+        line_sale.update({lid: sid for lid, sid in rows})
+    stale = [ext for ext, ref in lines.items() if ref.unified_id not in line_sale]
+    if stale:
+        await ux.conn.execute(delete(refs_mod.ref_t).where(refs_mod.ref_t.c.id.in_([lines[e].id for e in stale])))
+        for ext in stale:
+            del lines[ext]
+    return Refs(locations, associates, clients, products, lines, line_sale)
+
+
+def _plan(
+    todo: list[Item], found: dict[str, refs_mod.Ref], current: dict[int, Any], refs: Refs,
+    outcomes: dict[int, Outcome],
+) -> dict[int, Plan]:
+    plans: dict[int, Plan] = {}
+    for item in todo:
+        rec = item.record
+        ref = found.get(item.external_id)
+        sale_id = ref.unified_id if ref is not None else None
+        reasons: list[str] = []
+        unresolved: dict[str, list[str]] = defaultdict(list)
+        if rec.associate_external_id and rec.associate_external_id not in refs.associates:
+            unresolved["associate"].append(rec.associate_external_id)
+        if rec.client_external_id and rec.client_external_id not in refs.clients:
+            unresolved["client"].append(rec.client_external_id)
+        values = {
+            "location_id": refs.locations[rec.location_external_id],
+            "associate_id": refs.associates[rec.associate_external_id].unified_id
+            if rec.associate_external_id in refs.associates else None,
+            "client_id": refs.clients[rec.client_external_id].unified_id
+            if rec.client_external_id in refs.clients else None,
+            "channel": rec.channel,
+            "status": rec.status,
+            "currency": rec.currency.upper(),
+            "subtotal_minor": rec.subtotal_minor,
+            "tax_minor": rec.tax_minor,
+            "total_minor": rec.total_minor,
+            "occurred_at": rec.occurred_at,
+        }
+        if rec.occurred_at.tzinfo is None:
+            reasons.append("sale occurred_at has no timezone")
+        reasons += problems(sale_t, values, "sale")
+        plan = Plan(item, values, sale_id, ref)
+        for line in rec.lines:
+            if line.external_id in plan.lines:
+                reasons.append(f"line id {line.external_id!r} appears twice in the sale")
+                continue
+            owner_ref = refs.lines.get(line.external_id)
+            if owner_ref is not None and refs.line_sale.get(owner_ref.unified_id) != sale_id:
+                reasons.append(f"line id {line.external_id!r} already belongs to another sale")
+            if line.product_external_id and line.product_external_id not in refs.products:
+                unresolved["product"].append(line.product_external_id)
+            lvalues = {
+                "product_id": refs.products[line.product_external_id].unified_id
+                if line.product_external_id in refs.products else None,
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "unit_price_minor": line.unit_price_minor,
+                "total_minor": line.total_minor,
+            }
+            reasons += problems(line_t, lvalues, f"line {line.external_id}")
+            plan.lines[line.external_id] = lvalues
+            if line.parent_line_external_id:
+                plan.parents[line.external_id] = line.parent_line_external_id
+        if reasons:
+            outcomes[item.index] = Outcome.failed("; ".join(reasons))
+        elif unresolved:
+            outcomes[item.index] = Outcome.failed(_unresolved_reason(unresolved), "unresolved_reference",
+                                                  dict(unresolved))
+        else:
+            plans[item.index] = plan
+    # A refund may point at a line stored earlier or at a line of a sale in this page; drop sales whose
+    # refunded line is neither (repeat: dropping one sale can orphan a refund of its lines).
+    while True:
+        in_page = {ext for plan in plans.values() for ext in plan.lines}
+        missing = {
+            idx: sorted({p for p in plan.parents.values() if p not in refs.lines and p not in in_page})
+            for idx, plan in plans.items()
+        }
+        missing = {idx: m for idx, m in missing.items() if m}
+        if not missing:
+            return plans
+        for idx, parents in missing.items():
+            outcomes[idx] = Outcome.failed(_unresolved_reason({"sale_line": parents}), "unresolved_reference",
+                                           {"sale_line": parents})
+            del plans[idx]
+
+
+def _unresolved_reason(unresolved: dict[str, list[str]]) -> str:
+    parts = [f"unknown {kind.replace('_', ' ')} {', '.join(repr(e) for e in sorted(set(exts)))}"
+             for kind, exts in unresolved.items()]
+    return "; ".join(parts) + " (retried after every sync)"
+
+
+async def _write_sales(
+    ux: UpsertContext, plans: dict[int, Plan], current: dict[int, Any], outcomes: dict[int, Outcome]
+) -> dict[int, int]:
+    new = [p for p in plans.values() if p.sale_id is None]
+    if new:
+        rows = [{**p.values, "created_at": ux.now, "updated_at": ux.now} for p in new]
+        ids = await insert_rows(ux.conn, sale_t, rows, want_ids=True)
+        ref_rows = []
+        for plan, sale_id in zip(new, ids, strict=True):
+            plan.sale_id = sale_id
+            rec = plan.item.record
+            ref_rows.append(refs_mod.new_ref(ux.connector_id, "sale", rec.external_id, sale_id, plan.item.hash,
+                                             rec.updated_at, ux.now))
+            ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
+            outcomes[plan.item.index] = Outcome(CREATED)
+        await refs_mod.insert_refs(ux.conn, ref_rows)
+    updates, touches = [], []
+    for plan in plans.values():
+        if plan.ref is None:
+            continue
+        assert plan.sale_id is not None
+        row = current[plan.sale_id]
+        diff = {k: v for k, v in plan.values.items() if row[k] != v}
+        touches.append({"id": plan.ref.id, "payload_hash": plan.item.hash,
+                        "remote_updated_at": plan.item.record.updated_at, "synced_at": ux.now})
+        outcomes[plan.item.index] = Outcome(UPDATED if diff else UNCHANGED)
+        if diff:
+            updates.append({"id": plan.sale_id, **{k: plan.values[k] for k in SALE_FIELDS}, "updated_at": ux.now})
+            ux.feed.add("sale", plan.sale_id, "update", diff, ux.now)
+    await update_rows(ux.conn, sale_t, updates)
+    await refs_mod.touch_refs(ux.conn, touches)
+    return {p.item.index: p.sale_id for p in new if p.sale_id is not None}
+
+
+async def _write_lines(
+    ux: UpsertContext, plans: dict[int, Plan], refs: Refs, new_ids: dict[int, int], outcomes: dict[int, Outcome]
+) -> None:
+    existing_sales = [p for idx, p in plans.items() if idx not in new_ids]
+    current, current_ext = await _current_lines(ux, [p.sale_id for p in existing_sales if p.sale_id])
+    inserts: list[tuple[str, dict[str, Any]]] = []
+    updates: list[dict[str, Any]] = []
+    removed: list[int] = []
+    line_ids: dict[str, int] = {ext: ref.unified_id for ext, ref in refs.lines.items()}
+    for idx, plan in plans.items():
+        have = current.get(plan.sale_id, {}) if idx not in new_ids else {}
+        have_by_ext = {current_ext[lid]: row for lid, row in have.items() if lid in current_ext}
+        lines_changed = False
+        for ext, values in plan.lines.items():
+            row = have_by_ext.get(ext)
+            if row is None:
+                inserts.append((ext, {**values, "sale_id": plan.sale_id, "parent_line_id": None}))
+                lines_changed = True
+            elif any(row[k] != values[k] for k in LINE_FIELDS):
+                updates.append({"id": row["id"], **{k: values[k] for k in LINE_FIELDS}})
+                lines_changed = True
+        gone = [lid for lid in have if current_ext.get(lid) not in plan.lines]
+        removed += gone
+        if (gone or lines_changed) and idx not in new_ids:
+            ux.feed.add("sale", plan.sale_id, "update", {"lines": len(plan.lines)}, ux.now)
+            outcomes[idx] = Outcome(UPDATED)
+    if removed:
+        for part in refs_mod.chunks(removed):
+            await ux.conn.execute(delete(line_t).where(line_t.c.id.in_(part)))
+        await refs_mod.delete_refs(ux.conn, ux.connector_id, "sale_line", removed)
+    await update_rows(ux.conn, line_t, updates)
+    if inserts:
+        ids = await insert_rows(ux.conn, line_t, [values for _, values in inserts], want_ids=True)
+        ref_rows = []
+        by_ext_plan = {ext: plan for plan in plans.values() for ext in plan.lines}
+        for (ext, _), lid in zip(inserts, ids, strict=True):
+            line_ids[ext] = lid
+            rec = by_ext_plan[ext].item.record
+            ref_rows.append(refs_mod.new_ref(ux.connector_id, "sale_line", ext, lid, None, rec.updated_at, ux.now))
+        await refs_mod.insert_refs(ux.conn, ref_rows)
+    await _link_parents(ux, plans, line_ids, current)
+
+
+async def _current_lines(ux: UpsertContext, sale_ids: list[int]) -> tuple[dict[int, dict[int, Any]], dict[int, str]]:
+    current: dict[int, dict[int, Any]] = defaultdict(dict)
+    for part in refs_mod.chunks(sorted(set(sale_ids))):
+        rows = await ux.conn.execute(select(line_t).where(in_values(ux.conn, line_t.c.sale_id, list(part))))
+        for row in rows:
+            current[row.sale_id][row.id] = row._mapping
+    ids = [lid for lines in current.values() for lid in lines]
+    return current, await refs_mod.external_ids_of(ux.conn, ux.connector_id, "sale_line", ids)
+
+
+async def _link_parents(
+    ux: UpsertContext, plans: dict[int, Plan], line_ids: dict[str, int], current: dict[int, dict[int, Any]]
+) -> None:
+    """Point refund lines at the line they refund, once every line of the page has an id."""
+    old_parent = {lid: row["parent_line_id"] for lines in current.values() for lid, row in lines.items()}
+    links = []
+    for plan in plans.values():
+        for ext in plan.lines:
+            lid = line_ids[ext]
+            parent_ext = plan.parents.get(ext)
+            parent = line_ids.get(parent_ext) if parent_ext else None
+            if old_parent.get(lid) != parent:
+                links.append({"id": lid, "parent_line_id": parent})
+    await update_rows(ux.conn, line_t, links)
