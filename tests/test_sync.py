@@ -25,7 +25,6 @@ from core.sync import SyncOptions, SyncProgress, run_sync
 from tests.testpos.fake import FakePOS
 from tests.testpos.fixtures import add_testpos
 
-
 FAST = SyncOptions(retry_base_delay=0.01, retry_max_delay=0.05)
 
 

@@ -34,7 +34,6 @@ from tests.testpos import plugin as testpos_plugin
 from tests.testpos.fake import FakePOS
 from tests.testpos.fixtures import PLUGIN_MODULE, add_testpos
 
-
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 5
 LEASE = 1.0

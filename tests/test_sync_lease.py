@@ -18,7 +18,6 @@ from tests.testpos import plugin as testpos_plugin
 from tests.testpos.fake import FakePOS
 from tests.testpos.fixtures import add_testpos
 
-
 FAST = SyncOptions(retry_base_delay=0.01, retry_max_delay=0.05)
 
 
