@@ -1,0 +1,1 @@
+"""The Lightspeed R-Series sandbox (see app.py)."""
