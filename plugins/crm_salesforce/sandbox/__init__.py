@@ -1,0 +1,1 @@
+"""The Salesforce sandbox (a fake org for tests and the demo)."""
