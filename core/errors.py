@@ -60,6 +60,16 @@ async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
         return ReplayResult(error_id, False, f"no error {error_id}")
     if error.state != "open":
         return ReplayResult(error_id, error.state == "replayed", f"already {error.state}")
+    # Outbound stages replay through their own path (the record is rebuilt from the store).
+    if error.stage == "writeback":
+        from core.writeback import replay_writeback
+
+        return await replay_writeback(rt, error_id)
+    if error.stage == "crm_push":
+        from core.crm import replay_push_error
+
+        pushed = await replay_push_error(rt, error_id)
+        return ReplayResult(pushed.error_id, pushed.ok, pushed.message)
     results = await _replay(rt, error.connector_id, [error_id])
     return results[0] if results else ReplayResult(error_id, False, "not replayable (no connector or stage)")
 
@@ -73,6 +83,11 @@ async def replay_all(rt: Runtime, *, connector_id: int | None = None) -> list[Re
     out: list[ReplayResult] = []
     for cid, ids in by_connector.items():
         out += await _replay(rt, cid, ids)
+    from core.crm import replay_all_push
+    from core.writeback import replay_all_writeback
+
+    out += await replay_all_writeback(rt, connector_id=connector_id)
+    out += [ReplayResult(r.error_id, r.ok, r.message) for r in await replay_all_push(rt, connector_id=connector_id)]
     return out
 
 

@@ -94,11 +94,21 @@ async def tick(ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 async def sync_connector(ctx: dict[str, Any], connector_id: int, full: bool = False, trigger: str = "schedule") -> str:
-    """Run one connector's sync. Failures are recorded on the sync run, not raised into arq:
-    the next tick decides when to try again."""
+    """Run one connector's sync (for a CRM connector: its push). Failures are recorded on the run,
+    not raised into arq: the next tick decides when to try again."""
     from core.sync import SyncBusy, SyncFailed, SyncRefused, run_sync
 
     rt: Runtime = ctx["clasp"]
+    async with rt.db.session() as session:
+        row = await session.get(Connector, connector_id)
+    if row is not None and row.kind == "crm":
+        from core.crm import CrmRefused, run_push
+
+        try:
+            report = await run_push(rt, connector_id, full=full, trigger=trigger)
+        except CrmRefused as exc:
+            return f"refused: {exc}"
+        return f"push run {report.run_id}: {report.status}"
     try:
         run = await run_sync(rt, connector_id, full=full, trigger=trigger)
     except SyncBusy:

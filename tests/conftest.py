@@ -94,6 +94,8 @@ def settings(backend: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterat
             monkeypatch.delenv(key)
     for key, value in backend.items():
         monkeypatch.setenv(key, value)
+    # A queue of its own per test: jobs one test leaves in Redis must not run in the next test's worker.
+    monkeypatch.setenv("CLASP_QUEUE_NAME", f"{backend['CLASP_QUEUE_NAME']}:{secrets.token_hex(3)}")
     reset_settings_cache()
     yield Settings()
     reset_settings_cache()

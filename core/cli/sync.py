@@ -90,6 +90,23 @@ def print_summary(console: Console, run: Any, connector_name: str) -> None:
         console.print(f"Errors went to the error queue: `clasp errors list --connector {connector_name}`.")
 
 
+def print_push_summary(console: Console, report: Any, connector_name: str) -> None:
+    console.print(
+        f"Push of {connector_name!r} (run {report.run_id}) {report.status}: {sum(report.pushed.values()):,} records "
+        f"{dict(report.pushed)}, {report.errors:,} errors, {report.skipped:,} skipped."
+    )
+    if report.usage.get("api_limit"):
+        console.print(f"API usage {report.usage['api_usage']:,}/{report.usage['api_limit']:,}")
+    if report.message:
+        console.print(f"message: {report.message}", markup=False)
+    if report.errors:
+        console.print(f"Errors went to the error queue: `clasp errors list --connector {connector_name}`.")
+    # Near the daily API limit a push stops early on purpose; that is a success, not a failure.
+    if report.status != "succeeded" and not report.usage.get("throttled"):
+        reason = f": {report.message}" if report.message else ""
+        raise CliError(f"push of {connector_name!r} {report.status}{reason}")
+
+
 @click.command()
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Backfill from the beginning of the history window, not the checkpoint.")
@@ -119,8 +136,18 @@ def sync(name: str, full: bool) -> None:
                 target_id=row.id,
                 details={"name": row.name, "full": full, "trigger": "cli"},
             )
-            connector_id, connector_name = row.id, row.name
+            connector_id, connector_name, connector_kind = row.id, row.name, row.kind
         assert connector_id is not None
+        if connector_kind == "crm":
+            # A CRM connector has nothing to pull: its "sync" is the push of the change feed to it.
+            from core.crm import CrmRefused, run_push
+
+            with ProgressView(err) as view:
+                try:
+                    report = await run_push(rt, connector_id, full=full, trigger="cli", on_progress=view.update)
+                except CrmRefused as exc:
+                    raise CliError(str(exc)) from None
+            return report, connector_name
         with ProgressView(err) as view:
             try:
                 run = await run_sync(rt, connector_id, full=full, trigger="cli", on_progress=view.update)
@@ -134,6 +161,9 @@ def sync(name: str, full: bool) -> None:
         return run, connector_name
 
     run, connector_name = run_with_runtime(go)
+    if hasattr(run, "pushed"):  # a CRM push: core.crm.PushReport
+        print_push_summary(out, run, connector_name)
+        return
     print_summary(out, run, connector_name)
     if run.status != "succeeded":
         reason = (run.message or "").strip().splitlines()
