@@ -113,7 +113,8 @@ class AdminPanel(InitPluginProtocol):
         static = create_static_files_router(
             path="/admin/static", directories=[STATIC], include_in_schema=False, cache_control=None, name="admin-static"
         )
-        app_config.route_handlers.extend([root, panel, static])
+        # Uploaded MMS pictures are served from the site root so the messaging provider can fetch them.
+        app_config.route_handlers.extend([root, panel, static, *conversations.media_handlers])
         app_config.template_config = TemplateConfig(
             directory=template_dirs, engine=JinjaTemplateEngine, engine_callback=_engine_callback
         )

@@ -53,6 +53,11 @@ async def count_errors(session: AsyncSession, *, state: str = "open", connector_
     return int((await session.exec(stmt)).one())  # type: ignore[call-overload]
 
 
+# Stages whose errors are replayed by re-running the record; outbox and automation errors are fixed
+# elsewhere (requeue the message, fix the template) and only dismissed here.
+REPLAYABLE_STAGES = ("sync", "writeback", "crm_push")
+
+
 async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
     async with rt.db.session() as session:
         error = await session.get(SyncError, error_id)
@@ -74,20 +79,28 @@ async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
     return results[0] if results else ReplayResult(error_id, False, "not replayable (no connector or stage)")
 
 
-async def replay_all(rt: Runtime, *, connector_id: int | None = None) -> list[ReplayResult]:
-    async with rt.db.engine.connect() as conn:
-        rows = await queued(conn, connector_id=connector_id, limit=100_000)
-    by_connector: dict[int | None, list[int]] = {}
-    for rec, cid, _ in rows:
-        by_connector.setdefault(cid, []).append(rec.id)
+async def replay_all(
+    rt: Runtime, *, connector_id: int | None = None, stage: str | None = None
+) -> list[ReplayResult]:
+    """Replay every open error (of one connector and/or one stage) through its stage's own path."""
     out: list[ReplayResult] = []
-    for cid, ids in by_connector.items():
-        out += await _replay(rt, cid, ids)
-    from core.crm import replay_all_push
-    from core.writeback import replay_all_writeback
+    if stage in (None, "sync"):
+        async with rt.db.engine.connect() as conn:
+            rows = await queued(conn, connector_id=connector_id, limit=100_000)
+        by_connector: dict[int | None, list[int]] = {}
+        for rec, cid, _ in rows:
+            by_connector.setdefault(cid, []).append(rec.id)
+        for cid, ids in by_connector.items():
+            out += await _replay(rt, cid, ids)
+    if stage in (None, "writeback"):
+        from core.writeback import replay_all_writeback
 
-    out += await replay_all_writeback(rt, connector_id=connector_id)
-    out += [ReplayResult(r.error_id, r.ok, r.message) for r in await replay_all_push(rt, connector_id=connector_id)]
+        out += await replay_all_writeback(rt, connector_id=connector_id)
+    if stage in (None, "crm_push"):
+        from core.crm import replay_all_push
+
+        pushed = await replay_all_push(rt, connector_id=connector_id)
+        out += [ReplayResult(r.error_id, r.ok, r.message) for r in pushed]
     return out
 
 
