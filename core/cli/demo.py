@@ -299,6 +299,8 @@ def demo(
             await ensure_up_to_date(rt.db, auto_upgrade=True)
             await check_redis(rt.settings)
             configure_logging(rt.settings)
+            # One line per provider request drowns the progress and the banner; warnings still show.
+            logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
             email, password = await ensure_demo_owner(rt)
             runner = DemoRunner(rt, host, chain)
             services: list[Service] = [

@@ -10,6 +10,8 @@ callback itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from core.plugin import (
@@ -102,5 +104,20 @@ def clasp_register_sandboxes(register):  # type: ignore[no-untyped-def]
                 "Options: callback_delay, out_of_order, duplicate_callbacks, inbound_url, numbers."
             ),
             connector_type="twilio",
+            connector_settings=sandbox_connector_settings,
         )
     )
+
+
+def sandbox_connector_settings(url: str) -> dict[str, Any]:
+    """Settings for a ``twilio`` connector pointed at a sandbox served at ``url`` (for demos).
+
+    The sandbox's fixed, published test credentials: not secrets."""
+    from plugins.sms_twilio.sandbox.app import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
+
+    return {
+        "api_base_url": url,
+        "account_sid": DEFAULT_ACCOUNT_SID,
+        "auth_token": DEFAULT_AUTH_TOKEN,
+        "from_number": "+15005550006",
+    }
