@@ -11,7 +11,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
@@ -28,8 +28,11 @@ __all__ = [
     "AdminPage",
     "AssociateRecord",
     "AttributionModel",
+    "AutomationAction",
+    "AutomationSettings",
     "AutomationType",
     "CheckResult",
+    "ClientDateField",
     "ClientPanel",
     "ClientRecord",
     "ClientWrite",
@@ -44,6 +47,8 @@ __all__ = [
     "LocationRecord",
     "NavItem",
     "OAuthFlow",
+    "OccasionQuery",
+    "Occasions",
     "OutboundMessage",
     "Page",
     "PermanentError",
@@ -61,6 +66,7 @@ __all__ = [
     "Sender",
     "StatusEvent",
     "Stream",
+    "TaskKind",
     "TransientError",
     "WebhookReply",
     "WebhookRequest",
@@ -501,13 +507,117 @@ class ConnectorType:
         return int(getattr(ctx.settings, "poll_interval_seconds", 300))
 
 
+AutomationAction = Literal["send", "task"]
+TaskKind = Literal["call", "text", "email", "visit", "other"]
+ClientDateField = Literal["birthday", "anniversary"]
+
+
+class AutomationSettings(BaseModel):
+    """Base for an automation type's settings model (the panel renders its form from the fields).
+
+    Give every field a default, a ``title`` and a ``description``: an automation is created from the
+    defaults, disabled, and an admin changes single fields (``clasp automations configure NAME --set
+    KEY=VALUE``). Settings common to every automation — the action, the location scope and the
+    message template — live on the automation itself, not here.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Occasions:
+    """A set of due occasions, described as SQL by core; opaque to plugins.
+
+    Built only by :class:`OccasionQuery` methods. Combine sets with ``|`` (an automation may look for
+    several kinds of occasion). Core evaluates the set in the database in one pass: it never loads a
+    table into Python, and the same description serves the dry run and the real run.
+    """
+
+    def __or__(self, other: Occasions) -> Occasions:
+        raise NotImplementedError
+
+
+class OccasionQuery(Protocol):
+    """The building blocks an :class:`AutomationType` describes its due occasions with.
+
+    Every block returns the occasions due at ``now`` that have not fired yet for this automation,
+    looking back at most ``catch_up`` (so a worker that was down catches up, and enabling an
+    automation never floods clients with years of past occasions). ``occasion`` names the occasion;
+    core makes the key ``a<automation>:c<client>:<occasion>:<detail>`` unique in the outbox and the
+    task list, so an occasion fires at most once, however often or concurrently evaluation runs.
+
+    Core applies what every automation shares: merged and archived clients are left out, the
+    automation's location scope is applied to the occasion's location (the client's home location;
+    for sale and piece occasions the sale's location), and the action (text or task) is carried out
+    with the automation's template.
+    """
+
+    now: datetime  # timezone-aware UTC
+
+    def client_date(
+        self, field: ClientDateField, *, at: time, occasion: str, catch_up: timedelta = timedelta(0)
+    ) -> Occasions:
+        """Clients whose ``field`` (month and day) is today in their local time, once ``at`` has passed.
+
+        Local time is the client's home location's timezone (the automations default timezone for a
+        client without one). A Feb 29 date falls on Feb 28 in other years. The detail is the local
+        year, so the occasion comes back every year. ``catch_up`` lets a late evaluation still fire
+        for a day that has just ended (default: the same local day only).
+        """
+        ...
+
+    def after_sale(self, *, delay: timedelta, catch_up: timedelta, occasion: str) -> Occasions:
+        """Completed sales to a known client, due ``delay`` after the sale (one occasion per sale).
+
+        Walk-in sales (no client), refunds and sales containing returned pieces, and sales with a
+        total of zero or less are never occasions. The template gets the sale as ``sale``.
+        """
+        ...
+
+    def piece_anniversaries(
+        self, *, every_months: Mapping[str, int], catch_up: timedelta, occasion: str, max_years: int = 10
+    ) -> Occasions:
+        """Pieces bought (sale lines) whose product category is a key of ``every_months``
+        (case-insensitive), due every that many months after the purchase (one occasion per piece and
+        period). Returned pieces are left out. The template gets the piece as ``product``, its sale
+        as ``sale`` and the period number as ``occasion.number``.
+        """
+        ...
+
+    def dormant(self, *, days: int, catch_up: timedelta, occasion: str) -> Occasions:
+        """Clients whose latest purchase at *any* location is ``days`` old (one occasion per dormancy:
+        a new purchase starts the clock again). The template gets that purchase as ``sale``."""
+        ...
+
+    def nothing(self) -> Occasions:
+        """The empty set (for a type whose settings turn it off)."""
+        ...
+
+
 class AutomationType:
-    """An outreach occasion (birthday, thank-you, ...). The automations stage evaluates it."""
+    """An outreach occasion (birthday, thank-you, ...). Subclass it and register an instance.
+
+    Set ``name`` (unique, stable: it names the automation and its occasion keys), ``title``,
+    ``settings_model`` (a subclass of :class:`AutomationSettings`), ``default_template`` (sandboxed
+    Jinja2; variables ``client``, ``associate``, ``location``, ``last_purchase``, ``sale``,
+    ``product``, ``occasion``; an unknown variable is an error, never an empty gap), and implement
+    :meth:`occasions`. ``default_action`` is what a new automation of this type does: ``send`` a text
+    through the outbox (marketing: consent, quiet hours and the frequency cap apply) or create a
+    ``task`` on the owning associate's Today page, titled by ``task_title`` (a template too).
+    """
 
     name: ClassVar[str]
     title: ClassVar[str] = ""
-    settings_model: ClassVar[type[BaseModel]] = BaseModel
+    description: ClassVar[str] = ""
+    settings_model: ClassVar[type[BaseModel]] = AutomationSettings
     default_template: ClassVar[str] = ""
+    default_action: ClassVar[AutomationAction] = "task"
+    task_kind: ClassVar[TaskKind] = "text"
+    task_title: ClassVar[str] = "{{ client.first_name }} {{ client.last_name }}"
+
+    def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
+        """The occasions due at ``query.now``, built from ``query``'s blocks; ``settings`` is an
+        instance of ``settings_model``. Called once per evaluation; do no I/O here."""
+        raise NotImplementedError
 
 
 class AttributionModel:
