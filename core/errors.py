@@ -53,9 +53,9 @@ async def count_errors(session: AsyncSession, *, state: str = "open", connector_
     return int((await session.exec(stmt)).one())  # type: ignore[call-overload]
 
 
-# Stages whose errors are replayed by re-running the record; outbox and automation errors are fixed
-# elsewhere (requeue the message, fix the template) and only dismissed here.
-REPLAYABLE_STAGES = ("sync", "writeback", "crm_push")
+# Stages whose errors are replayed by re-running the record (an automation's: re-evaluating its
+# clients after the template is fixed); outbox errors are fixed by requeueing the message.
+REPLAYABLE_STAGES = ("sync", "writeback", "crm_push", "automation")
 
 
 async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
@@ -70,6 +70,11 @@ async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
         from core.writeback import replay_writeback
 
         return await replay_writeback(rt, error_id)
+    if error.stage == "automation":
+        from core.automations.review import replay_error as replay_automation
+
+        ok, message = await replay_automation(rt, error_id)
+        return ReplayResult(error_id, ok, message)
     if error.stage == "crm_push":
         from core.crm import replay_push_error
 

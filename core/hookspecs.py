@@ -35,8 +35,11 @@ def clasp_register_automation_types(register: Any) -> None:
     """Register automation types: call ``register(MyAutomationType())`` once per type.
 
     An automation type (subclass of :class:`core.plugin.AutomationType`) has a ``name``, a settings
-    model, a default template and the evaluation that finds who is due for an occasion. Built-in
-    automations (birthday, anniversary, thank-you, ...) register through this same hook.
+    model (subclass of :class:`core.plugin.AutomationSettings`), a default template and
+    ``occasions(query, settings)``, which describes who is due using the set-based building blocks of
+    :class:`core.plugin.OccasionQuery` (client dates, after a sale, piece anniversaries, dormancy).
+    Clasp compiles them to SQL, fires each occasion at most once, and sends or creates Today tasks.
+    Built-in automations (birthday, anniversary, thank-you, ...) register through this same hook.
     """
 
 

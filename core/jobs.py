@@ -20,6 +20,7 @@ from arq.worker import Function, Worker
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from core.automations.jobs import automations_feed, automations_tick
 from core.models import Connector, utcnow
 from core.outreach.jobs import outbox_tick, send_outbox
 from core.plugin import Job
@@ -134,6 +135,19 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
         Job(name="sync_connector", function=sync_connector, timeout_seconds=6 * 3600),
         Job(name="tick", function=tick, cron=_cron_for(rt.settings.tick_seconds), run_at_startup=True),
         Job(name="send_outbox", function=send_outbox, timeout_seconds=900),
+        Job(
+            name="automations_tick",
+            function=automations_tick,
+            cron=_cron_for(300),
+            run_at_startup=True,
+            timeout_seconds=1800,
+        ),
+        Job(
+            name="automations_feed",
+            function=automations_feed,
+            cron=_cron_for(rt.settings.tick_seconds),
+            timeout_seconds=900,
+        ),
         Job(name="writeback", function=writeback_job, cron=_cron_for(rt.settings.tick_seconds), timeout_seconds=600),
         Job(
             name="outbox_tick",

@@ -38,7 +38,21 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _add_core_commands(group: click.Group) -> None:
-    from core.cli import connector, db, demo, errors, export, outbox, plugins, sandbox, serve, sync, tokens, users
+    from core.cli import (
+        automations,
+        connector,
+        db,
+        demo,
+        errors,
+        export,
+        outbox,
+        plugins,
+        sandbox,
+        serve,
+        sync,
+        tokens,
+        users,
+    )
 
     group.add_command(db.db)
     group.add_command(connector.connector)
@@ -48,6 +62,7 @@ def _add_core_commands(group: click.Group) -> None:
     group.add_command(users.user)
     group.add_command(tokens.token)
     group.add_command(outbox.outbox)
+    group.add_command(automations.automations)
     group.add_command(serve.serve)
     group.add_command(serve.worker)
     group.add_command(demo.demo)
