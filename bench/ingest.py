@@ -9,12 +9,17 @@ first (clients through identity resolution); the sales stream is timed on its ow
     .venv/bin/python bench/ingest.py --sizes 10000,100000,1000000 --backends postgres
 
 Prints sales/s per size and the ratio to the smallest size (flat ≈ 1.0 means it scales linearly).
+On a shared machine wall-clock rates swing with the load, so it also prints the CPU each sale cost:
+this process ("CPU µs/sale", of which "of it gen" is the benchmark's own payload generation) and,
+on PostgreSQL, the server backends of the benchmark's database ("PG µs/sale"); "first/last tenth CPU
+µs/sale" (both together) shows whether a page costs more as the store grows, whatever the load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -210,28 +215,97 @@ async def bench_one(backend: str, sales: int, page_size: int, clients: int | Non
             cid = connector.id
         marks: list[tuple[float, int]] = []
         cpu: list[float] = []
+        server: list[float] = []
+        watcher = await _ServerCPU.open(dbname) if dbname else None
 
-        def mark(p: Any) -> None:
+        async def mark(p: Any) -> None:
             if p.stream == "sales":
                 marks.append((time.perf_counter(), p.records))
                 cpu.append(time.process_time())
+                if watcher is not None:
+                    server.append(await watcher.seconds())
 
         started = time.perf_counter()
         run = await run_sync(rt, cid, trigger="bench", on_progress=mark)  # type: ignore[arg-type]
         wall = time.perf_counter() - started
         await rt.close()
+        if watcher is not None:
+            await watcher.close()
         st = run.stats
+        sold = max(1, marks[-1][1] - marks[0][1]) if marks else 1
         return {
             "backend": backend, "sales": sales, "clients": n_clients,
             "sales_s": st["sales"]["seconds"], "clients_s": st["clients"]["seconds"], "wall": wall,
             "rate": sales / st["sales"]["seconds"], "client_rate": n_clients / st["clients"]["seconds"],
             "errors": run.errors, "first_last": _first_last(marks),
             # Clasp's own CPU per sale (this process), which contention on a shared machine does not inflate.
-            "cpu_us": (cpu[-1] - cpu[0]) / max(1, marks[-1][1] - marks[0][1]) * 1e6 if len(cpu) > 1 else 0.0,
+            "cpu_us": (cpu[-1] - cpu[0]) / sold * 1e6 if len(cpu) > 1 else 0.0,
+            # PostgreSQL's CPU for the same pages (the client backends of our database).
+            "server_us": (server[-1] - server[0]) / sold * 1e6 if len(server) > 1 else None,
+            "gen_us": _generator_cost(),
+            # CPU µs per sale (ours + server's) in the first and the last tenth: the load-proof view of scaling.
+            "first_last_cpu": _first_last_cpu(marks, cpu, server),
         }
     finally:
         if dbname:
             await _pg(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+class _ServerCPU:
+    """CPU seconds used so far by the PostgreSQL client backends serving one database, read from /proc
+    (the server runs on this machine). Autovacuum is left out: when it runs depends on timing, not on
+    the statements. A backend that exits between two readings loses its share, so the figure is a
+    lower bound; the engine keeps its pooled connections for the whole run."""
+
+    def __init__(self, conn: Any, dbname: str) -> None:
+        self.conn, self.dbname = conn, dbname
+        self.seen: dict[int, float] = {}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    @classmethod
+    async def open(cls, dbname: str) -> _ServerCPU | None:
+        import asyncpg
+
+        if not sys.platform.startswith("linux"):  # backend CPU is read from /proc
+            return None
+        return cls(await asyncpg.connect(PG_ADMIN), dbname)
+
+    async def seconds(self) -> float:
+        pids = await self.conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'", self.dbname)
+        for (pid,) in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:  # noqa: ASYNC230 - procfs reads do not block
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # exited, or another user's process we may not read
+                continue
+            self.seen[pid] = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        return sum(self.seen.values())
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def _generator_cost(n: int = 5_000) -> float:
+    """CPU µs per sale spent by this benchmark making payloads: part of 'CPU µs/sale', not Clasp's work."""
+    gen = Sales(BenchSettings(sales=n))
+    rnd = random.Random(1)
+    start = time.process_time()
+    for i in range(n):
+        gen.payload(i, rnd)
+    return (time.process_time() - start) / n * 1e6
+
+
+def _first_last_cpu(marks: list[tuple[float, int]], cpu: list[float], server: list[float]) -> tuple[float, float]:
+    if len(marks) < 10:
+        return (0.0, 0.0)
+    tenth = len(marks) // 10
+
+    def per_sale(a: int, b: int) -> float:
+        used = cpu[b] - cpu[a] + (server[b] - server[a] if server else 0.0)
+        return used / max(1, marks[b][1] - marks[a][1]) * 1e6
+
+    return per_sale(0, tenth), per_sale(len(marks) - tenth - 1, len(marks) - 1)
 
 
 def _first_last(marks: list[tuple[float, int]]) -> tuple[float, float]:
@@ -255,7 +329,8 @@ async def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"{'backend':9} {'sales':>9} {'clients':>8} {'sales s':>8} {'sales/s':>9} {'vs first':>8}"
-          f" {'clients/s':>9} {'wall s':>7} {'first/last tenth sales/s':>25} {'CPU µs/sale':>11}")
+          f" {'clients/s':>9} {'wall s':>7} {'first/last tenth sales/s':>25} {'CPU µs/sale':>11} {'of it gen':>9}"
+          f" {'PG µs/sale':>10} {'first/last tenth CPU µs/sale':>28}")
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         first = None
         for size in sizes:
@@ -263,7 +338,9 @@ async def main() -> None:
             first = first or r["rate"]
             print(f"{backend:9} {size:>9} {r['clients']:>8} {r['sales_s']:>8.1f} {r['rate']:>9.0f} "
                   f"{r['rate'] / first:>8.2f} {r['client_rate']:>9.0f} {r['wall']:>7.1f} "
-                  f"{r['first_last'][0]:>17.0f} / {r['first_last'][1]:>5.0f} {r['cpu_us']:>11.0f}"
+                  f"{r['first_last'][0]:>17.0f} / {r['first_last'][1]:>5.0f} {r['cpu_us']:>11.0f} {r['gen_us']:>9.0f} "
+                  f"{'-' if r['server_us'] is None else format(r['server_us'], '.0f'):>10} "
+                  f"{r['first_last_cpu'][0]:>20.0f} / {r['first_last_cpu'][1]:>5.0f}"
                   + (f"  errors={r['errors']}" if r["errors"] else ""), flush=True)
 
 

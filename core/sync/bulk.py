@@ -78,8 +78,14 @@ def _pg_types(table: Table) -> dict[str, tuple[str, str]]:
     return out
 
 
+class JSONText(str):
+    """A value already serialised to JSON (PostgreSQL writes only): written as it is."""
+
+
 def _json_value(value: Any) -> Any:
-    return None if value is None else json.dumps(value, default=_json_default)
+    if value is None or type(value) is JSONText:
+        return value
+    return json.dumps(value, default=_json_default)
 
 
 def _utc_value(value: Any) -> Any:
@@ -94,9 +100,13 @@ def _column_array(rows: list[dict[str, Any]], column: str, pg_type: tuple[str, s
     # Per column, not per value: only JSON and timestamp columns need converting.
     if pg_type[1] == "::JSONB":
         return [_json_value(row[column]) for row in rows]
+    values = [row[column] for row in rows]
     if pg_type[0] == "TIMESTAMPTZ[]":
-        return [_utc_value(row[column]) for row in rows]
-    return [row[column] for row in rows]
+        # asyncpg converts aware datetimes to UTC itself; only naive ones (which it would take as local
+        # time) must be refused. Most pages carry one `now` object many times over: check each once.
+        for value in {id(v): v for v in values if v is not None}.values():
+            _utc_value(value)
+    return values
 
 
 def _json_default(value: Any) -> Any:
@@ -120,30 +130,42 @@ def _defaults(table: Table) -> dict[str, Any]:
     return out
 
 
+def _missing_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v(None) if callable(v) else v) for k, v in _defaults(table).items() if k not in row}
+
+
 def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    missing = {k: v for k, v in _defaults(table).items() if k not in rows[0]}
-    if not missing:
+    values = _missing_defaults(table, rows[0])
+    if not values:
         return rows
-    values = {k: (v(None) if callable(v) else v) for k, v in missing.items()}
     return [{**values, **row} for row in rows]
 
 
 async def new_ids(conn: AsyncConnection, table: Table, n: int) -> list[int]:
-    """Draw ``n`` ids from the table's id sequence (PostgreSQL)."""
-    result = await conn.execute(
-        text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-        {"t": table.name, "n": n},
+    """Draw ``n`` ids from the table's id sequence (PostgreSQL), as one array in one row."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    ids = await driver.fetchval(
+        "SELECT array(SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2))",
+        table.name, n,
     )
-    return [r[0] for r in result]
+    return list(ids)
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *,
-                      want_ids: bool = False) -> list[int]:
-    """Insert ``rows`` (all with the same keys); return their new ids in order when ``want_ids``."""
+                      want_ids: bool = False, constants: dict[str, Any] | None = None) -> list[int]:
+    """Insert ``rows`` (all with the same keys); return their new ids in order when ``want_ids``.
+
+    ``constants`` are columns with the same value in every row (timestamps, the connector): passed
+    once instead of copied into each row dict.
+    """
     if not rows:
         return []
-    rows = _with_defaults(table, rows)
     if not is_pg(conn):
+        if constants:
+            rows = [{**row, **constants} for row in rows]
+        rows = _with_defaults(table, rows)
         if want_ids:
             result = await conn.execute(sa_insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
             return [r[0] for r in result]
@@ -152,10 +174,16 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     ids: list[int] = []
     if want_ids:
         ids = await new_ids(conn, table, len(rows))
-        rows = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
-    columns = list(rows[0])
     types = _pg_types(table)
+    columns = list(rows[0])
     arrays = [_column_array(rows, c, types[c]) for c in columns]
+    # Python-side defaults of columns the rows leave out: one value per page, repeated, no row copies.
+    for column, value in {**_missing_defaults(table, {**rows[0], **(constants or {})}), **(constants or {})}.items():
+        columns.append(column)
+        arrays.append(_column_array([{column: value}], column, types[column]) * len(rows))
+    if want_ids:
+        columns.insert(0, "id")
+        arrays.insert(0, ids)
     # Binary COPY on the transaction's own connection: the cheapest way to hand PostgreSQL a page of
     # rows (no per-element array checks, no SQL to parse). Like INSERT it fires constraints and fails
     # on a duplicate reference, which is what keeps a concurrent duplicate from slipping in.

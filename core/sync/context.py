@@ -41,6 +41,11 @@ class Outcome:
         return cls(FAILED, reason, kind, unresolved or {})
 
 
+# The plain outcomes, shared: a page hands out thousands of them, and an Outcome with its own empty
+# dict and list is three objects for the allocator and the garbage collector. Never mutate these.
+OK: dict[str, Outcome] = {status: Outcome(status) for status in (CREATED, UPDATED, UNCHANGED)}
+
+
 @dataclass
 class UpsertContext:
     session: AsyncSession

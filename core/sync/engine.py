@@ -9,11 +9,12 @@ the ``>=`` cursor boundary, where unchanged records are skipped by their payload
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager, suppress
 from datetime import timedelta
 from typing import Any
 
@@ -74,7 +75,33 @@ async def run_sync(
         raise SyncRefused(f"connector {row.name!r} ({row.type}) has nothing to sync")
 
     run = _Run(rt, row, ctype, ctx, streams, full=full, trigger=trigger, on_progress=on_progress, opts=opts)
-    return await run.execute()
+    with _collector_skips_older_objects():
+        return await run.execute()
+
+
+_active_runs = 0
+
+
+@contextmanager
+def _collector_skips_older_objects() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that existed before the run.
+
+    A page allocates tens of thousands of short-lived container objects (records, plans, rows), so
+    the collector runs full collections every few pages, and each one walks the whole heap (SQLAlchemy,
+    pydantic, plugins): 10-20% of a sync's CPU in the benchmark. ``gc.freeze`` parks the existing objects for the
+    duration of the run; ``gc.unfreeze`` hands them back, so nothing is kept alive beyond the run.
+    Nothing is freed later than it would be by reference counting either: only cycles wait for the end.
+    """
+    global _active_runs
+    if _active_runs == 0:
+        gc.freeze()
+    _active_runs += 1
+    try:
+        yield
+    finally:
+        _active_runs -= 1
+        if _active_runs == 0:
+            gc.unfreeze()
 
 
 class _Run:

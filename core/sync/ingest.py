@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import utcnow
 from core.plugin import AssociateRecord, ClientRecord, LocationRecord, ProductRecord, SaleRecord, Stream
-from core.sync.context import CREATED, FAILED, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
+from core.sync.context import CREATED, FAILED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
 from core.sync.queue import Failure, close_resolved, record_failures
 from core.sync.refs import record_hash
 from core.sync.upsert_clients import upsert_clients
@@ -143,7 +143,7 @@ async def ingest_page(
     for item in items:
         previous = latest.get(item.external_id)
         if previous is not None:
-            outcomes[previous.index] = Outcome(UNCHANGED)
+            outcomes[previous.index] = OK[UNCHANGED]
         latest[item.external_id] = item
     for index, outcome in (await _isolated(ux, upsert, list(latest.values()))).items():
         outcomes[index] = outcome

@@ -15,7 +15,7 @@ from sqlalchemy import Table, delete, select
 
 from core.sync import refs as refs_mod
 from core.sync.bulk import in_values, insert_rows, update_rows
-from core.sync.context import CREATED, UNCHANGED, UPDATED, Item, Outcome, UpsertContext, is_stale
+from core.sync.context import CREATED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext, is_stale
 from core.sync.validate import problems
 
 # Builds a row's column values from an item, or says why the item cannot be stored.
@@ -39,7 +39,7 @@ def fresh_items(items: list[Item], found: dict[str, refs_mod.Ref], outcomes: dic
         if ref is not None and (
             ref.payload_hash == item.hash or is_stale(item.record.updated_at, ref.remote_updated_at)
         ):
-            outcomes[item.index] = Outcome(UNCHANGED)
+            outcomes[item.index] = OK[UNCHANGED]
         else:
             out.append(item)
     return out
@@ -86,7 +86,7 @@ async def upsert_simple(
             ref_rows.append(refs_mod.new_ref(ux.connector_id, object_type, item.external_id, unified, item.hash,
                                              item.record.updated_at, ux.now))
             ux.feed.add(object_type, unified, "insert", values, ux.now)
-            applied.outcomes[item.index] = Outcome(CREATED)
+            applied.outcomes[item.index] = OK[CREATED]
             applied.created[item.index] = unified
         await refs_mod.insert_refs(ux.conn, ref_rows)
 
@@ -123,8 +123,8 @@ async def _apply_updates(
         if diff:
             updates.append({"id": ref.unified_id, **{k: values[k] for k in fields}, "updated_at": ux.now})
             ux.feed.add(object_type, ref.unified_id, "update", diff, ux.now)
-            applied.outcomes[item.index] = Outcome(UPDATED)
+            applied.outcomes[item.index] = OK[UPDATED]
         else:
-            applied.outcomes[item.index] = Outcome(UNCHANGED)
+            applied.outcomes[item.index] = OK[UNCHANGED]
     await update_rows(ux.conn, table, updates)
     await refs_mod.touch_refs(ux.conn, touches)

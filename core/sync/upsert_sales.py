@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from core.models import Sale, SaleLine
 from core.sync import refs as refs_mod
 from core.sync.bulk import in_values, insert_rows, update_rows
-from core.sync.context import CREATED, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
+from core.sync.context import CREATED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
 from core.sync.upsert_base import fresh_items
 from core.sync.upsert_org import ensure_locations
 from core.sync.validate import problems
@@ -30,7 +30,7 @@ SALE_FIELDS = ("location_id", "associate_id", "client_id", "channel", "status", 
 LINE_FIELDS = ("product_id", "sku", "name", "quantity", "unit_price_minor", "total_minor")
 
 
-@dataclass
+@dataclass(slots=True)
 class Plan:
     item: Item
     values: dict[str, Any]
@@ -120,22 +120,24 @@ def _plan(
     outcomes: dict[int, Outcome],
 ) -> dict[int, Plan]:
     plans: dict[int, Plan] = {}
+    associates, clients, products, locations = refs.associates, refs.clients, refs.products, refs.locations
+    ref_lines, line_sale = refs.lines, refs.line_sale
     for item in todo:
         rec = item.record
-        ref = found.get(item.external_id)
+        ref = found.get(rec.external_id)
         sale_id = ref.unified_id if ref is not None else None
         reasons: list[str] = []
         unresolved: dict[str, list[str]] = defaultdict(list)
-        if rec.associate_external_id and rec.associate_external_id not in refs.associates:
+        associate = associates.get(rec.associate_external_id) if rec.associate_external_id else None
+        if rec.associate_external_id and associate is None:
             unresolved["associate"].append(rec.associate_external_id)
-        if rec.client_external_id and rec.client_external_id not in refs.clients:
+        client = clients.get(rec.client_external_id) if rec.client_external_id else None
+        if rec.client_external_id and client is None:
             unresolved["client"].append(rec.client_external_id)
         values = {
-            "location_id": refs.locations[rec.location_external_id],
-            "associate_id": refs.associates[rec.associate_external_id].unified_id
-            if rec.associate_external_id in refs.associates else None,
-            "client_id": refs.clients[rec.client_external_id].unified_id
-            if rec.client_external_id in refs.clients else None,
+            "location_id": locations[rec.location_external_id],
+            "associate_id": associate.unified_id if associate is not None else None,
+            "client_id": client.unified_id if client is not None else None,
             "channel": rec.channel,
             "status": rec.status,
             "currency": rec.currency.upper(),
@@ -147,29 +149,30 @@ def _plan(
         if rec.occurred_at.tzinfo is None:
             reasons.append("sale occurred_at has no timezone")
         reasons += problems(sale_t, values, "sale")
-        plan = Plan(item, values, sale_id, ref)
+        plan = Plan(item, values, sale_id, ref, {}, {})
         for line in rec.lines:
-            if line.external_id in plan.lines:
-                reasons.append(f"line id {line.external_id!r} appears twice in the sale")
+            ext = line.external_id
+            if ext in plan.lines:
+                reasons.append(f"line id {ext!r} appears twice in the sale")
                 continue
-            owner_ref = refs.lines.get(line.external_id)
-            if owner_ref is not None and refs.line_sale.get(owner_ref.unified_id) != sale_id:
-                reasons.append(f"line id {line.external_id!r} already belongs to another sale")
-            if line.product_external_id and line.product_external_id not in refs.products:
+            owner_ref = ref_lines.get(ext)
+            if owner_ref is not None and line_sale.get(owner_ref.unified_id) != sale_id:
+                reasons.append(f"line id {ext!r} already belongs to another sale")
+            product = products.get(line.product_external_id) if line.product_external_id else None
+            if line.product_external_id and product is None:
                 unresolved["product"].append(line.product_external_id)
             lvalues = {
-                "product_id": refs.products[line.product_external_id].unified_id
-                if line.product_external_id in refs.products else None,
+                "product_id": product.unified_id if product is not None else None,
                 "sku": line.sku,
                 "name": line.name,
                 "quantity": line.quantity,
                 "unit_price_minor": line.unit_price_minor,
                 "total_minor": line.total_minor,
             }
-            reasons += problems(line_t, lvalues, f"line {line.external_id}")
-            plan.lines[line.external_id] = lvalues
+            reasons += problems(line_t, lvalues, f"line {ext}")
+            plan.lines[ext] = lvalues
             if line.parent_line_external_id:
-                plan.parents[line.external_id] = line.parent_line_external_id
+                plan.parents[ext] = line.parent_line_external_id
         if reasons:
             outcomes[item.index] = Outcome.failed("; ".join(reasons))
         elif unresolved:
@@ -205,17 +208,17 @@ async def _write_sales(
 ) -> dict[int, int]:
     new = [p for p in plans.values() if p.sale_id is None]
     if new:
-        rows = [{**p.values, "created_at": ux.now, "updated_at": ux.now} for p in new]
-        ids = await insert_rows(ux.conn, sale_t, rows, want_ids=True)
+        ids = await insert_rows(ux.conn, sale_t, [p.values for p in new], want_ids=True,
+                                constants={"created_at": ux.now, "updated_at": ux.now})
         ref_rows = []
         for plan, sale_id in zip(new, ids, strict=True):
             plan.sale_id = sale_id
             rec = plan.item.record
-            ref_rows.append(refs_mod.new_ref(ux.connector_id, "sale", rec.external_id, sale_id, plan.item.hash,
-                                             rec.updated_at, ux.now))
+            ref_rows.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
+                             "remote_updated_at": rec.updated_at})
             ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
-            outcomes[plan.item.index] = Outcome(CREATED)
-        await refs_mod.insert_refs(ux.conn, ref_rows)
+            outcomes[plan.item.index] = OK[CREATED]
+        await refs_mod.insert_refs(ux.conn, ref_rows, refs_mod.ref_constants(ux.connector_id, "sale", ux.now))
     updates, touches = [], []
     for plan in plans.values():
         if plan.ref is None:
@@ -225,7 +228,7 @@ async def _write_sales(
         diff = {k: v for k, v in plan.values.items() if row[k] != v}
         touches.append({"id": plan.ref.id, "payload_hash": plan.item.hash,
                         "remote_updated_at": plan.item.record.updated_at, "synced_at": ux.now})
-        outcomes[plan.item.index] = Outcome(UPDATED if diff else UNCHANGED)
+        outcomes[plan.item.index] = OK[UPDATED if diff else UNCHANGED]
         if diff:
             updates.append({"id": plan.sale_id, **{k: plan.values[k] for k in SALE_FIELDS}, "updated_at": ux.now})
             ux.feed.add("sale", plan.sale_id, "update", diff, ux.now)
@@ -259,7 +262,7 @@ async def _write_lines(
         removed += gone
         if (gone or lines_changed) and idx not in new_ids:
             ux.feed.add("sale", plan.sale_id, "update", {"lines": len(plan.lines)}, ux.now)
-            outcomes[idx] = Outcome(UPDATED)
+            outcomes[idx] = OK[UPDATED]
     if removed:
         for part in refs_mod.chunks(removed):
             await ux.conn.execute(delete(line_t).where(line_t.c.id.in_(part)))
@@ -272,8 +275,9 @@ async def _write_lines(
         for (ext, _), lid in zip(inserts, ids, strict=True):
             line_ids[ext] = lid
             rec = by_ext_plan[ext].item.record
-            ref_rows.append(refs_mod.new_ref(ux.connector_id, "sale_line", ext, lid, None, rec.updated_at, ux.now))
-        await refs_mod.insert_refs(ux.conn, ref_rows)
+            ref_rows.append({"external_id": ext, "unified_id": lid, "remote_updated_at": rec.updated_at})
+        await refs_mod.insert_refs(ux.conn, ref_rows, {**refs_mod.ref_constants(ux.connector_id, "sale_line", ux.now),
+                                                       "payload_hash": None})
     await _link_parents(ux, plans, line_ids, current)
 
 
