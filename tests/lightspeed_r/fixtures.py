@@ -8,8 +8,6 @@ import hashlib
 import itertools
 import secrets
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,10 +15,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import uvicorn
 
 from plugins.pos_lightspeed_r.plugin import LightspeedR, LightspeedRSettings
 from plugins.pos_lightspeed_r.sandbox.app import Sandbox, create_app
+from tests.servers import ThreadServer, plain
 
 CLIENT_ID = "clasp-sandbox"
 CLIENT_SECRET = "sandbox-secret"
@@ -30,27 +28,13 @@ SMALL = {"shops": 2, "clients": 40, "years": 1, "seed": 11, "sales_per_day": 0.5
          "bucket_size": 400.0, "burst_limit": 100, "refresh_per_minute": 0}
 
 
-class SandboxServer:
-    def __init__(self, app: Any, sock: socket.socket) -> None:
+class SandboxServer(ThreadServer):
+    """The Lightspeed R sandbox on a free port, with its back door."""
+
+    def __init__(self, app: Any, sock: socket.socket | None = None) -> None:
+        super().__init__(plain(app), sock, "lightspeed-r-sandbox", lifespan="off")
         self.app = app
         self.sandbox: Sandbox = app.state.sandbox
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-
-    def start(self) -> SandboxServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
     def admin(self, method: str, path: str, json: Any = None) -> Any:
         response = httpx.request(method, self.url + path, json=json, timeout=10)
@@ -67,10 +51,7 @@ class SandboxServer:
 
 @contextmanager
 def serve_sandbox(**options: Any) -> Iterator[SandboxServer]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = SandboxServer(create_app(**{**SMALL, **options}), sock).start()
+    server = SandboxServer(create_app(**{**SMALL, **options})).start()
     try:
         yield server
     finally:

@@ -4,10 +4,6 @@ are written with their change-feed rows, as the sync engine writes them."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 
 from core import feed
 from core.connectors import add_connector
@@ -24,50 +19,24 @@ from core.models import Associate, Connector, Location, Product, Sale, SaleLine
 from core.plugin import ClientRecord, ContactRecord
 from core.runtime import Runtime
 from plugins.crm_salesforce.sandbox.app import create_app
+from tests.servers import ThreadServer
 
 NO_SETTLE = timedelta(0)
 
 
-class SandboxServer:
-    """The Salesforce sandbox served by uvicorn in a thread (its own event loop), on a free port."""
+class SandboxServer(ThreadServer):
+    """The Salesforce sandbox on a free port (its app built in the server's own loop), with its back door."""
 
     def __init__(self, **options: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.options = options
-        self.server: uvicorn.Server | None = None
-        self.failed: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, name="salesforce-sandbox", daemon=True)
 
-    def _run(self) -> None:
-        async def main() -> None:
-            app = create_app(**{"bulk_delay": 0.01, **self.options})
-            self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-            await self.server.serve(sockets=[self.sock])
+        async def build() -> tuple[Any, Any]:
+            async def nothing() -> None:
+                return None
 
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self.failed.append(exc)
+            return create_app(**{"bulk_delay": 0.01, **self.options}), nothing
 
-    def start(self) -> SandboxServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not (self.server and self.server.started):
-            if self.failed or not self.thread.is_alive():
-                raise RuntimeError(f"sandbox did not start: {self.failed[:1]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("sandbox did not start within 30 s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
+        super().__init__(build, name="salesforce-sandbox")
 
     # back door
     def get(self, path: str) -> Any:

@@ -6,49 +6,29 @@ server is started once per session in a background thread and its state is reset
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from core.connectors import add_connector
 from core.plugins import load_plugins
 from core.runtime import Runtime, create_runtime
 from core.settings import Settings
+from tests.servers import ThreadServer, plain
 from tests.testpos import plugin as testpos_plugin
 from tests.testpos.fake import FakePOS, create_app
 
 PLUGIN_MODULE = "tests.testpos.plugin"
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test process keeps its own handlers
-        pass
-
-
 @pytest.fixture(scope="session")
 def fake_pos_server() -> Iterator[FakePOS]:
     pos = FakePOS()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(create_app(pos), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-pos")
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake POS did not start")
-        time.sleep(0.01)
-    pos.url = f"http://127.0.0.1:{port}"
+    server = ThreadServer(plain(create_app(pos)), name="fake-pos", lifespan="off").start(timeout=10)
+    pos.url = server.url
     yield pos
-    server.should_exit = True
-    thread.join(timeout=5)
+    server.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from litestar import Router
 from litestar.di import Provide
 
@@ -25,15 +23,9 @@ from core.users import hash_password
 from core.web import create_app
 from plugins.sms_twilio.sandbox.app import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN
 from plugins.sms_twilio.sandbox.app import create_app as sandbox_app
+from tests.servers import ThreadServer, free_socket
 
 FROM_NUMBER = "+15005550006"
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
 
 
 def closed_port_url() -> str:
@@ -42,50 +34,6 @@ def closed_port_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-class ThreadServer:
-    """A uvicorn server in a thread with its own event loop."""
-
-    def __init__(self, app_factory: Any, sock: socket.socket, name: str) -> None:
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app_factory = app_factory
-        self.server: uvicorn.Server | None = None
-        self.failed: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            app, cleanup = await self.app_factory()
-            self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-            try:
-                await self.server.serve(sockets=[self.sock])
-            finally:
-                await cleanup()
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self.failed.append(exc)
-
-    def start(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not (self.server and self.server.started):
-            if self.failed or not self.thread.is_alive():
-                raise RuntimeError(f"server did not start: {self.failed[0] if self.failed else 'thread exited'}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start within 30 s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
 
 
 class Sandbox(ThreadServer):
