@@ -25,6 +25,7 @@ CAPABILITIES = frozenset({"oauth", "webhooks", "writeback", "sync", "send", "pus
 
 __all__ = [
     "CAPABILITIES",
+    "RETRYABLE_STATUS",
     "AdminPage",
     "AssociateRecord",
     "AttributionModel",
@@ -263,12 +264,22 @@ class Stream:
 
     name: ClassVar[str]
     object_type: ClassVar[str]
+    # The payload key holding the record's id, so a payload that fails to decode can still be named
+    # in the error queue (and replaced there when a corrected copy arrives).
+    primary_key: ClassVar[str | None] = None
 
     def read(self, state: Mapping[str, Any], *, full: bool = False) -> AsyncIterator[Page]:
         """Yield pages after ``state`` (the last saved checkpoint, ``{}`` on the first run).
 
         ``full=True`` asks for a backfill from the beginning of the history window. Compare cursors
-        with ``>=``: the engine de-duplicates at the boundary by external id.
+        with ``>=``: the engine de-duplicates at the boundary by external id. To catch edits that
+        commit late at the source, start an incremental read a little before the checkpoint (a
+        look-back window; make it a setting): re-read records are recognised and cost nothing.
+
+        The engine reads one page ahead in its own task while it stores the previous one, so keep
+        per-read state local to the generator. A :class:`TransientError` raised here is retried
+        from the last committed checkpoint; any other exception fails the stream (committed pages
+        stay).
         """
         raise NotImplementedError
 

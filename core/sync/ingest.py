@@ -90,7 +90,7 @@ def guess_external_id(stream: Stream, payload: Any) -> str | None:
     """The id of a payload that failed to decode, for the error queue (best effort)."""
     if not isinstance(payload, dict):
         return None
-    keys = [getattr(stream, "primary_key", None), "external_id", "id"]
+    keys = [stream.primary_key, "external_id", "id"]
     for key in keys:
         if key and payload.get(key) not in (None, ""):
             return str(payload[key])[:255]
