@@ -25,6 +25,7 @@ from admin.errors import handle_exception
 from admin.routes import (
     account,
     audit,
+    automations,
     clients,
     connectors,
     conversations,
@@ -34,6 +35,7 @@ from admin.routes import (
     locations,
     oauth,
     sales,
+    today,
     tokens,
     users,
 )
@@ -92,6 +94,8 @@ class AdminPanel(InitPluginProtocol):
             route_handlers=[
                 *account.route_handlers,
                 *dashboard.route_handlers,
+                *today.route_handlers,
+                *automations.route_handlers,
                 *connectors.route_handlers,
                 *oauth.route_handlers,
                 *clients.route_handlers,

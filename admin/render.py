@@ -17,11 +17,13 @@ FLASH_KEY = "_flashes"
 FLASH_KINDS = ("ok", "info", "error")
 
 BUILTIN_NAV = (
+    NavItem(label="Today", href="/admin/today", order=5),
     NavItem(label="Dashboard", href="/admin", order=10),
     NavItem(label="Clients", href="/admin/clients", order=20),
     NavItem(label="Sales", href="/admin/sales", order=25),
     NavItem(label="Inbox", href="/admin/inbox", order=27),
     NavItem(label="Locations", href="/admin/locations", order=30),
+    NavItem(label="Automations", href="/admin/automations", roles=frozenset({"owner", "manager"}), order=45),
     NavItem(label="Errors", href="/admin/errors", roles=frozenset({"owner", "manager"}), order=50),
     NavItem(label="Duplicates", href="/admin/duplicates", roles=frozenset({"owner", "manager"}), order=60),
     NavItem(label="API tokens", href="/admin/tokens", order=70),

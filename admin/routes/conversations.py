@@ -16,13 +16,13 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ClientException, NotFoundException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File, Response
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -261,8 +261,16 @@ async def page_context(session: AsyncSession, principal: Principal, client: Clie
 # ---------------------------------------------------------------------------------------------- thread
 
 
+MAX_BODY_PREFILL = 1600
+
+
 @get("/clients/{client_id:int}/messages", name="admin:client-messages")
-async def thread_page(request: Request[Any, Any, Any], client_id: FromPath[int]) -> Response[Any]:
+async def thread_page(
+    request: Request[Any, Any, Any],
+    client_id: FromPath[int],
+    prefill: Annotated[str, QueryParameter(name="body")] = "",
+) -> Response[Any]:
+    """The thread and composer; ``?body=`` pre-fills the composer (the Today page's "Text" action)."""
     principal: Principal = request.state.principal
     rt = runtime_of(request)
     async with rt.db.session() as session:
@@ -273,6 +281,7 @@ async def thread_page(request: Request[Any, Any, Any], client_id: FromPath[int])
         view = await thread_view(session, principal, client)
         view.marked = marked
         context = await page_context(session, principal, client, view)
+    context["form"]["body"] = prefill[:MAX_BODY_PREFILL]
     return render(request, "conversations/thread.html", context)
 
 

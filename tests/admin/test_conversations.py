@@ -130,6 +130,9 @@ async def test_threads_are_scoped_like_clients(live: Live) -> None:
         assert (await panel.get(url + "/thread")).status_code == 404
         assert (await panel.post(url, {"body": "hi"})).status_code == 404
     assert (await cat.get(thread_url(live, "uptown_client"))).status_code == 200  # store book
+    # The Today page's "Text" action opens the composer with the template's text in it (escaped).
+    page = await ann.get(ada + "?body=Happy%20birthday%20%3Cb%3EAda%3C%2Fb%3E")
+    assert ">Happy birthday &lt;b&gt;Ada&lt;/b&gt;</textarea>" in page.text
     assert await outreach_rows(live.rt) == []
     # Unknown-number handling is for owners and managers.
     assert (await ann.get("/admin/inbox/unmatched/1/clients?q=a")).status_code == 403
