@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Router, get
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.htmx import HTMXRequest
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
