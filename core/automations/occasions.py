@@ -200,22 +200,26 @@ class SqlOccasionQuery:
 
     # ------------------------------------------------------------------------------------- sales
 
+    def _sale_occasion_columns(self, s: Any, occasion: str, location: Any) -> list[Any]:
+        """The output columns of an occasion keyed by one sale (thank-you, dormant since that sale)."""
+        return [
+            s.c.client_id.label("client_id"),
+            cast(location, BigInteger).label("location_id"),
+            _key(
+                self.automation_id, s.c.client_id, literal(f"{occasion}:sale:", String) + cast(s.c.id, String)
+            ).label("occasion_key"),
+            cast(s.c.id, BigInteger).label("sale_id"),
+            cast(null(), BigInteger).label("line_id"),
+            cast(null(), Integer).label("number"),
+            s.c.occurred_at.label("base_at"),
+        ]
+
     def after_sale(self, *, delay: timedelta, catch_up: timedelta, occasion: str) -> OccasionSet:
         catch_up = self._catch_up(catch_up)
         latest = self.now - delay
         s = sale_t
         stmt = (
-            select(
-                s.c.client_id.label("client_id"),
-                cast(s.c.location_id, BigInteger).label("location_id"),
-                _key(
-                    self.automation_id, s.c.client_id, literal(f"{occasion}:sale:", String) + cast(s.c.id, String)
-                ).label("occasion_key"),
-                cast(s.c.id, BigInteger).label("sale_id"),
-                cast(null(), BigInteger).label("line_id"),
-                cast(null(), Integer).label("number"),
-                s.c.occurred_at.label("base_at"),
-            )
+            select(*self._sale_occasion_columns(s, occasion, s.c.location_id))
             .select_from(s.join(client_t, client_t.c.id == s.c.client_id))
             .where(
                 _purchase(s),
@@ -287,15 +291,9 @@ class SqlOccasionQuery:
         later = sale_t.alias("later")
         stmt = (
             select(
-                s.c.client_id.label("client_id"),
-                cast(func.coalesce(client_t.c.home_location_id, s.c.location_id), BigInteger).label("location_id"),
-                _key(
-                    self.automation_id, s.c.client_id, literal(f"{occasion}:sale:", String) + cast(s.c.id, String)
-                ).label("occasion_key"),
-                cast(s.c.id, BigInteger).label("sale_id"),
-                cast(null(), BigInteger).label("line_id"),
-                cast(null(), Integer).label("number"),
-                s.c.occurred_at.label("base_at"),
+                *self._sale_occasion_columns(
+                    s, occasion, func.coalesce(client_t.c.home_location_id, s.c.location_id)
+                )
             )
             .select_from(s.join(client_t, client_t.c.id == s.c.client_id))
             .where(
