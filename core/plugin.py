@@ -42,6 +42,7 @@ __all__ = [
     "ConnectorSettings",
     "ConnectorType",
     "ContactRecord",
+    "Credit",
     "DeliveryState",
     "InboundMessage",
     "Job",
@@ -59,6 +60,7 @@ __all__ = [
     "PushOutcome",
     "Pusher",
     "RecipientProblem",
+    "SaleFacts",
     "SaleLineRecord",
     "SaleRecord",
     "Sandbox",
@@ -68,6 +70,8 @@ __all__ = [
     "StatusEvent",
     "Stream",
     "TaskKind",
+    "Touch",
+    "TouchKind",
     "TransientError",
     "WebhookReply",
     "WebhookRequest",
@@ -631,11 +635,73 @@ class AutomationType:
         raise NotImplementedError
 
 
+TouchKind = Literal["outreach", "task"]
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One contact with a client that may earn credit for a sale.
+
+    ``kind="outreach"``: an outbound text or email the provider reported delivered; ``at`` is when
+    it was delivered. ``kind="task"``: a Today task of kind call or text that an associate marked
+    done; ``at`` is when. ``location_id`` is the store the touch came from, which may differ from
+    the store of the sale (cross-store credit). ``replied_at`` is the client's first inbound
+    message after this touch and no later than the next touch or the sale, else ``None``.
+    """
+
+    kind: TouchKind
+    id: int
+    at: datetime
+    channel: str
+    associate_id: int | None
+    location_id: int | None
+    automated: bool = False
+    replied_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SaleFacts:
+    """The sale being credited. ``revenue_minor`` is net: its own pre-tax line totals less every
+    refund of those lines so far (refunds rung up later, at any store, included)."""
+
+    id: int
+    client_id: int
+    location_id: int
+    occurred_at: datetime
+    revenue_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A share of one sale for one touch; a model's weights for a sale must be positive and sum
+    to 1 (Clasp splits the revenue by them to the minor unit, so the shares add up exactly)."""
+
+    touch: Touch
+    weight: float = 1.0
+
+
 class AttributionModel:
-    """Decides which outreach earns credit for a sale."""
+    """Decides which touches earn credit for a sale. Subclass it and register an instance.
+
+    Set ``name`` (unique and stable: stored on every credit row and used in report links) and
+    ``title``, and implement :meth:`credit`. Clasp calls it for every completed sale of a known
+    client whose net revenue is positive, whenever the sale, a refund of it, the client's identity
+    or an earlier touch changes, and replaces that model's credit rows for the sale with the
+    result. Every registered model is computed; the reports show one at a time (the
+    ``attribution`` settings choose the default).
+    """
 
     name: ClassVar[str]
     title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def credit(self, sale: SaleFacts, touches: Sequence[Touch]) -> list[Credit]:
+        """The credit for ``sale``. ``touches`` holds every touch to the sale's unified client, from
+        any location, within the attribution window before the sale (``at`` <= the sale's time),
+        newest first. Return ``[]`` to give no credit. Pure: no I/O, and the same answer for the
+        same input (it is re-run whenever late data arrives)."""
+        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------ jobs, admin, sandboxes

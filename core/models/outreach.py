@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Date, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from core.models.base import fk, id_field, in_check, json_field, ts
@@ -117,20 +117,35 @@ class Automation(SQLModel, table=True):
 
 
 class Attribution(SQLModel, table=True):
-    """Credit for a sale given to an outreach (and its associate) by one attribution model."""
+    """Credit for a sale given to one touch (a delivered text or a completed Today task) by one
+    attribution model. A (sale, model) pair's rows are replaced together whenever the sale is
+    recomputed; their weights sum to 1 and their ``revenue_minor`` to the sale's net revenue."""
 
     __tablename__ = "attribution"
-    __table_args__ = (UniqueConstraint("sale_id", "model", "outreach_id"),)
+    __table_args__ = (
+        UniqueConstraint("sale_id", "model", "touch"),
+        CheckConstraint("(outreach_id IS NULL) <> (task_id IS NULL)", name="one_touch"),
+        Index("ix_attribution_model_sale_at", "model", "sale_at"),
+        Index("ix_attribution_model_associate_sale_at", "model", "associate_id", "sale_at"),
+    )
 
     id: int | None = id_field()
     sale_id: int = fk("sale.id", ondelete="CASCADE")
     model: str = Field(max_length=100)
+    # "outreach:<id>" or "task:<id>": one key for either kind of touch, so uniqueness holds for both.
+    touch: str = Field(max_length=40)
     outreach_id: int | None = fk("outreach.id", nullable=True, ondelete="CASCADE")
     task_id: int | None = fk("task.id", nullable=True, ondelete="CASCADE")
-    associate_id: int | None = fk("associate.id", nullable=True, ondelete="SET NULL")
+    client_id: int | None = fk("client.id", nullable=True, ondelete="SET NULL")
+    associate_id: int | None = fk("associate.id", nullable=True, ondelete="SET NULL", index=False)
     outreach_location_id: int | None = fk("location.id", nullable=True, ondelete="SET NULL")
     sale_location_id: int | None = fk("location.id", nullable=True, ondelete="SET NULL")
+    touch_at: datetime = ts()
+    sale_at: datetime = ts()
+    # The sale's calendar day where it was rung up: the leaderboard counts a client once per such day.
+    sale_day: date = Field(sa_column=Column(Date, nullable=False))
     weight: float = 1.0
+    # This credit's share of the sale's net revenue (pre-tax lines, less refunds of them).
     revenue_minor: int = 0
     currency: str = Field(min_length=3, max_length=3)
     computed_at: datetime = ts()
