@@ -55,7 +55,7 @@ async def count_errors(session: AsyncSession, *, state: str = "open", connector_
 
 # Stages whose errors are replayed by re-running the record (an automation's: re-evaluating its
 # clients after the template is fixed); outbox errors are fixed by requeueing the message.
-REPLAYABLE_STAGES = ("sync", "writeback", "crm_push", "automation")
+REPLAYABLE_STAGES = ("sync", "writeback", "crm_push", "automation", "attribution")
 
 
 async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
@@ -74,6 +74,11 @@ async def replay_error(rt: Runtime, error_id: int) -> ReplayResult:
         from core.automations.review import replay_error as replay_automation
 
         ok, message = await replay_automation(rt, error_id)
+        return ReplayResult(error_id, ok, message)
+    if error.stage == "attribution":
+        from core.attribution.jobs import replay_error as replay_attribution
+
+        ok, message = await replay_attribution(rt, error_id)
         return ReplayResult(error_id, ok, message)
     if error.stage == "crm_push":
         from core.crm import replay_push_error
@@ -106,6 +111,15 @@ async def replay_all(
 
         pushed = await replay_all_push(rt, connector_id=connector_id)
         out += [ReplayResult(r.error_id, r.ok, r.message) for r in pushed]
+    if stage in (None, "attribution") and connector_id is None:
+        from core.attribution.jobs import replay_error as replay_attribution
+
+        async with rt.db.session() as session:
+            stmt = select(SyncError.id).where(SyncError.stage == "attribution", SyncError.state == "open")
+            ids = list((await session.exec(stmt)).all())
+        for eid in ids:
+            ok, message = await replay_attribution(rt, int(eid))  # type: ignore[arg-type]
+            out.append(ReplayResult(int(eid), ok, message))  # type: ignore[arg-type]
     return out
 
 

@@ -20,6 +20,7 @@ from arq.worker import Function, Worker
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from core.attribution.jobs import attribution_feed
 from core.automations.jobs import automations_feed, automations_tick
 from core.models import Connector, utcnow
 from core.outreach.jobs import outbox_tick, send_outbox
@@ -147,6 +148,12 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
             function=automations_feed,
             cron=_cron_for(rt.settings.tick_seconds),
             timeout_seconds=900,
+        ),
+        Job(
+            name="attribution_feed",
+            function=attribution_feed,
+            cron=_cron_for(rt.settings.tick_seconds),
+            timeout_seconds=1800,
         ),
         Job(name="writeback", function=writeback_job, cron=_cron_for(rt.settings.tick_seconds), timeout_seconds=600),
         Job(

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import audit
 from core.access import Principal
+from core.attribution.touches import touch_changed
 from core.automations import context as ctx_mod
 from core.automations.occasions import zone
 from core.automations.store import AutomationError, default_timezone
@@ -184,6 +185,9 @@ async def complete_task(
     task.done_at = now
     task.snoozed_until = None
     session.add(task)
+    if task.kind in ("call", "text"):
+        await touch_changed(session, entity="task", entity_id=task.id, client_id=task.client_id, at=now,
+                            state="done", origin=principal.email or "system")
     await audit.record(
         session,
         "task.complete",

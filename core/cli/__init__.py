@@ -39,6 +39,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _add_core_commands(group: click.Group) -> None:
     from core.cli import (
+        attribution,
         automations,
         connector,
         db,
@@ -63,6 +64,7 @@ def _add_core_commands(group: click.Group) -> None:
     group.add_command(tokens.token)
     group.add_command(outbox.outbox)
     group.add_command(automations.automations)
+    group.add_command(attribution.attribution)
     group.add_command(serve.serve)
     group.add_command(serve.worker)
     group.add_command(demo.demo)

@@ -18,6 +18,7 @@ from typing import Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.attribution.touches import touch_changed
 from core.models import Client, Location, Outreach, utcnow
 from core.outreach import consent
 from core.plugin import InboundMessage
@@ -94,6 +95,9 @@ async def receive(session: AsyncSession, *, connector_id: int, message: InboundM
     )
     session.add(row)
     await session.flush()
+    # A reply can change which outreach earns the client's next sale (engagement-weighted models).
+    await touch_changed(session, entity="outreach", entity_id=row.id, client_id=row.client_id, at=row.sent_at,
+                        state=row.state, origin=f"connector:{connector_id}")
     if kw in ("opt_out", "opt_in"):
         word = (message.body or "").strip().upper()
         await consent.record_for_number(
