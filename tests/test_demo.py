@@ -198,3 +198,50 @@ def test_connector_names(name: str, expected: str) -> None:
     from core.plugin import Sandbox
 
     assert demo.connector_name(Sandbox(name=name, app_factory=dict)) == expected
+
+
+async def test_the_demo_outreach_history_credits_sales_as_the_attribution_window_says(rt: Runtime) -> None:
+    from datetime import timedelta
+
+    from core.demo_outreach import generate_outreach_history
+    from core.models import Attribution, Outreach, Task
+
+    with sandboxes(rt, "lightspeed-r") as served:
+        ls = served["lightspeed-r"]
+        result = await demo.setup(rt, [ls[1]], chain=CHAIN)
+        pos = result.connector("lightspeed-r")
+        assert pos is not None and pos.ready
+        await demo.sync_now(rt, pos.connector_id)
+    history = await generate_outreach_history(rt, seed=CHAIN.seed)
+    assert history.texts and history.tasks and history.replies and history.credited
+    assert (await generate_outreach_history(rt, seed=CHAIN.seed)).skipped  # written once
+
+    # Recompute last touch independently from the rows: the latest delivered text or done call/text
+    # task to the sale's client within 30 days before it, from any store.
+    async with rt.db.session() as s:
+        sales = (await s.exec(select(Sale).where(col(Sale.status) == "completed",
+                                                 col(Sale.client_id).is_not(None)))).all()
+        texts = (await s.exec(select(Outreach).where(col(Outreach.direction) == "outbound",
+                                                     col(Outreach.state) == "delivered"))).all()
+        tasks = (await s.exec(select(Task).where(col(Task.state) == "done"))).all()
+        credits = (await s.exec(select(Attribution).where(col(Attribution.model) == "last_touch"))).all()
+    touches = [(t.client_id, t.delivered_at, f"outreach:{t.id}", t.location_id) for t in texts]
+    touches += [(t.client_id, t.done_at, f"task:{t.id}", t.location_id) for t in tasks if t.kind in ("call", "text")]
+    expected: dict[int, str] = {}
+    cross_store = 0
+    for sale in sales:
+        window = [t for t in touches
+                  if t[0] == sale.client_id and sale.occurred_at - timedelta(days=30) <= t[1] <= sale.occurred_at]
+        if window:
+            latest = max(window, key=lambda t: t[1])
+            expected[sale.id] = latest[2]  # type: ignore[index]
+            cross_store += latest[3] != sale.location_id
+    got = {c.sale_id: c.touch for c in credits}
+    # Sales fully refunded earn nothing: the only difference allowed, and each must be one.
+    for sale_id in set(expected) - set(got):
+        async with rt.db.session() as s:
+            from core.attribution.engine import net_revenue
+
+            assert (await net_revenue(await s.connection(), [sale_id])).get(sale_id, 0) <= 0
+    assert {k: v for k, v in expected.items() if k in got} == got
+    assert len(got) == history.credited and cross_store > 0

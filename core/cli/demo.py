@@ -185,10 +185,22 @@ class DemoRunner:
             running.append(RunningSandbox(sb, await self._serve(sb.name, app, ports.get(sb.name, 0))))
         result = await demo.setup(rt, running, chain=self.chain)
         click.echo(self._sandbox_lines(running, result))
+        synced = False
         for conn in result.connectors:
             if conn.kind in demo.FOREGROUND_KINDS:
-                await self._first_sync(conn)
+                synced = await self._first_sync(conn) or synced
+        if synced:
+            await self._outreach_history()
         await self.stopping.wait()
+
+    async def _outreach_history(self) -> None:
+        from core.demo_outreach import generate_outreach_history
+
+        history = await generate_outreach_history(self.rt, seed=self.chain.seed)
+        if not history.skipped:
+            click.echo(f"Outreach history: {history.texts:,} texts ({history.replies:,} answered) and "
+                       f"{history.tasks:,} calls over the last 90 days; {history.credited:,} sales credited "
+                       "to them (Reports page).")
 
     async def _serve(self, name: str, app: Any, port: int) -> str:
         try:
@@ -222,34 +234,35 @@ class DemoRunner:
         lines.append("")
         return "\n".join(lines)
 
-    async def _first_sync(self, conn: DemoConnector) -> None:
+    async def _first_sync(self, conn: DemoConnector) -> bool:
         from core import demo
         from core.sync import SyncBusy, SyncFailed, SyncRefused
 
         if not conn.ready:
             click.echo(f"{conn.name}: not syncing ({conn.message}).")
             await demo.release_schedule(self.rt, conn.connector_id)
-            return
+            return False
         started = time.monotonic()
         try:
             with ProgressView(conn.name) as view:
                 run = await demo.sync_now(self.rt, conn.connector_id, on_progress=view)
         except SyncBusy:
             click.echo(f"{conn.name}: another process is syncing it; follow it on the connector page.")
-            return
+            return False
         except SyncRefused as exc:
             click.echo(f"{conn.name}: not syncing: {exc}")
-            return
+            return False
         except SyncFailed as exc:
             why = exc.run.message or str(exc)
             click.echo(f"{conn.name}: the sync failed ({why}); the worker tries again on its schedule.")
-            return
+            return False
         took = _elapsed(time.monotonic() - started)
         click.echo(
             f"{conn.name}: synced {run.records:,} records in {took}"
             + (f" ({run.errors:,} to the error queue)" if run.errors else "")
             + ". The worker keeps it in sync from now on."
         )
+        return True
 
 
 # --------------------------------------------------------------------------------------- command
