@@ -24,7 +24,19 @@ from sqlmodel import col, select
 
 from admin.render import render, runtime_of
 from core.access import Principal, client_filter, location_filter
-from core.models import Associate, Client, Connector, ExternalRef, Location, Product, Sale, SaleLine
+from core.models import (
+    Associate,
+    Attribution,
+    Client,
+    Connector,
+    ExternalRef,
+    Location,
+    Outreach,
+    Product,
+    Sale,
+    SaleLine,
+    Task,
+)
 from core.models.sales import SALE_CHANNELS, SALE_STATUSES
 
 PAGE_SIZE = 50
@@ -273,6 +285,7 @@ async def sale_page(request: Request[Any, Any, Any], sale_id: FromPath[int]) -> 
             .join(Connector, col(Connector.id) == ExternalRef.connector_id)
             .where(col(ExternalRef.object_type) == "sale", col(ExternalRef.unified_id) == sale_id)
         )).all()
+        credit = await _credit(session, sale, runtime_of(request).registry.attribution_models)
     view = _sale_view(row, lines)
     for line in view["lines"]:
         parent = parents.get(line["parent_line_id"]) if line["parent_line_id"] else None
@@ -283,8 +296,41 @@ async def sale_page(request: Request[Any, Any, Any], sale_id: FromPath[int]) -> 
         "subtotal": format_money(sale.subtotal_minor, sale.currency),
         "tax": format_money(sale.tax_minor, sale.currency),
         "refs": refs,
+        "credit": credit,
     }
     return render(request, "sales/detail.html", context)
+
+
+async def _credit(session: Any, sale: Sale, models: Any) -> list[dict[str, Any]]:
+    """Which touches each attribution model credited for this sale, for the "Credited to" block."""
+    stmt = (
+        select(Attribution, Associate.first_name, Associate.last_name, Location.name, Outreach.channel, Task.kind)
+        .outerjoin(Associate, col(Associate.id) == Attribution.associate_id)
+        .outerjoin(Location, col(Location.id) == Attribution.outreach_location_id)
+        .outerjoin(Outreach, col(Outreach.id) == Attribution.outreach_id)
+        .outerjoin(Task, col(Task.id) == Attribution.task_id)
+        .where(col(Attribution.sale_id) == sale.id)
+        .order_by(col(Attribution.model), col(Attribution.weight).desc(), col(Attribution.touch_at).desc())
+    )
+    tz = None
+    if sale.location_id:
+        loc = await session.get(Location, sale.location_id)
+        tz = loc.timezone if loc else None
+    out = []
+    for a, first, last, store, channel, task_kind in (await session.exec(stmt)).all():
+        model = models.get(a.model)
+        what = f"{channel.upper()} delivered" if channel else f"{(task_kind or 'task').capitalize()} done"
+        out.append({
+            "model": model.title if model is not None and model.title else a.model,
+            "what": what,
+            "when": local_time(a.touch_at, tz),
+            "associate": " ".join(p for p in (first, last) if p) or "Unassigned",
+            "store": store or "—",
+            "cross_store": a.outreach_location_id is not None and a.outreach_location_id != a.sale_location_id,
+            "share": f"{a.weight:.0%}",
+            "revenue": format_money(a.revenue_minor, a.currency),
+        })
+    return out
 
 
 route_handlers = [sales_page, sale_page]

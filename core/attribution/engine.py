@@ -6,9 +6,9 @@ lines, touches and replies of the batch's clients), then plain Python per sale. 
 only when it is completed, has a client, and its net revenue is positive — a fully refunded sale
 credits nobody, and a return rung up on its own is not a sale to reward.
 
-Revenue is pre-tax: each line's total (as the POS gives it, Lightspeed's include tax) is scaled by
-its own sale's subtotal/total, and refunds — wherever and whenever rung up, in completed sales —
-are taken off the line they refund.
+Revenue is pre-tax: each line's total is scaled by its own sale's subtotal over the sum of that
+sale's lines (Lightspeed's line totals include tax, other POSes' may not), and refunds — wherever
+and whenever rung up, in completed sales — are taken off the sale whose line they refund.
 """
 
 from __future__ import annotations
@@ -64,34 +64,49 @@ class _Sale:
     currency: str
 
 
-def _pre_tax(total_minor: int, subtotal_minor: int, sale_total_minor: int) -> float:
-    if sale_total_minor == 0:
-        return float(total_minor)
-    return total_minor * subtotal_minor / sale_total_minor
+async def _pre_tax_ratios(conn: AsyncConnection, sale_ids: Iterable[int]) -> dict[int, float]:
+    """Per sale, what one unit of line total is worth before tax: the sale's subtotal over the sum of
+    its lines. Lightspeed's line totals include tax (ratio subtotal/total); a POS whose lines are
+    pre-tax gets 1. A sale without a subtotal uses total less tax; lines summing to 0 count as is."""
+    ids = sorted(set(sale_ids))
+    if not ids:
+        return {}
+    stmt = (
+        select(Sale.id, Sale.subtotal_minor, Sale.tax_minor, Sale.total_minor, func.sum(SaleLine.total_minor))
+        .join(SaleLine, SaleLine.sale_id == Sale.id)  # type: ignore[arg-type]
+        .where(Sale.id.in_(ids))  # type: ignore[union-attr]
+        .group_by(Sale.id, Sale.subtotal_minor, Sale.tax_minor, Sale.total_minor)
+    )
+    out: dict[int, float] = {}
+    for sid, subtotal, tax, total, lines in (await conn.execute(stmt)).all():
+        base = int(subtotal) if subtotal else int(total) - int(tax)
+        out[int(sid)] = base / int(lines) if lines else 1.0
+    return out
 
 
 async def net_revenue(conn: AsyncConnection, sale_ids: Sequence[int]) -> dict[int, int]:
     """Each sale's pre-tax revenue: its own lines (refund lines excluded) less refunds of them."""
     if not sale_ids:
         return {}
-    amounts: dict[int, float] = defaultdict(float)
-    own = (
-        select(SaleLine.sale_id, SaleLine.total_minor, Sale.subtotal_minor, Sale.total_minor)
-        .join(Sale, Sale.id == SaleLine.sale_id)  # type: ignore[arg-type]
-        .where(SaleLine.sale_id.in_(sale_ids), SaleLine.parent_line_id.is_(None))  # type: ignore[attr-defined,union-attr]
+    own = select(SaleLine.sale_id, SaleLine.total_minor).where(
+        SaleLine.sale_id.in_(sale_ids), SaleLine.parent_line_id.is_(None)  # type: ignore[attr-defined,union-attr]
     )
-    for sale_id, line_total, subtotal, total in (await conn.execute(own)).all():
-        amounts[int(sale_id)] += _pre_tax(int(line_total), int(subtotal), int(total))
+    own_rows = [(int(s), int(t)) for s, t in (await conn.execute(own)).all()]
     parent = aliased(SaleLine)
     refund_sale = aliased(Sale)
     refunds = (
-        select(parent.sale_id, SaleLine.total_minor, refund_sale.subtotal_minor, refund_sale.total_minor)
+        select(parent.sale_id, SaleLine.sale_id, SaleLine.total_minor)
         .join(parent, parent.id == SaleLine.parent_line_id)  # type: ignore[arg-type]
         .join(refund_sale, refund_sale.id == SaleLine.sale_id)  # type: ignore[arg-type]
         .where(parent.sale_id.in_(sale_ids), refund_sale.status == "completed")  # type: ignore[attr-defined]
     )
-    for sale_id, line_total, subtotal, total in (await conn.execute(refunds)).all():
-        amounts[int(sale_id)] += _pre_tax(int(line_total), int(subtotal), int(total))
+    refund_rows = [(int(p), int(r), int(t)) for p, r, t in (await conn.execute(refunds)).all()]
+    ratio = await _pre_tax_ratios(conn, [s for s, _ in own_rows] + [r for _, r, _ in refund_rows])
+    amounts: dict[int, float] = defaultdict(float)
+    for sid, total in own_rows:
+        amounts[sid] += total * ratio.get(sid, 1.0)
+    for sid, refund_sid, total in refund_rows:
+        amounts[sid] += total * ratio.get(refund_sid, 1.0)
     return {sid: round(v) for sid, v in amounts.items()}
 
 

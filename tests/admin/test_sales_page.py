@@ -125,3 +125,32 @@ async def test_pages_of_fifty(rt: Runtime, org: Org, panels: Any) -> None:
     assert len(_sale_ids(first.text)) == 50 and len(_sale_ids(second.text)) == 11
     assert f"location={org.locations['harbor']}&amp;page=2" in first.text
     assert not _sale_ids(first.text) & _sale_ids(second.text)
+
+
+async def test_a_sale_page_shows_who_earned_it(rt: Runtime, org: Org, panels: Any) -> None:
+    from datetime import timedelta
+
+    from core.attribution.jobs import recompute
+    from core.models import Outreach
+
+    ids = await _more_sales(rt, org)
+    async with rt.db.transaction() as s:
+        ann = (await s.exec(Associate.__table__.select().where(Associate.first_name == "Ann"))).first()  # type: ignore[attr-defined]
+        # Ann texts from Uptown; the client buys Downtown four days later.
+        s.add(Outreach(client_id=org.clients["bob_client"], associate_id=ann.id, location_id=org.locations["uptown"],
+                       state="delivered", body="Your ring is in", delivered_at=LATE_IN_NEW_YORK - timedelta(days=4),
+                       sent_at=LATE_IN_NEW_YORK - timedelta(days=4)))
+    result = await recompute(rt, [ids["downtown_sold"], ids["walk_in"]])
+    assert result.credited == 0  # the ring came back at Uptown: nothing left to credit
+    owner = await panels(org.users["owner"])
+    page = text_of((await owner.get(f"/admin/sales/{ids['downtown_sold']}")).text)
+    assert "No outreach earned this sale" in page
+
+    async with rt.db.transaction() as s:
+        from sqlmodel import delete
+
+        await s.exec(delete(SaleLine).where(SaleLine.sale_id == ids["refund"]))  # type: ignore[call-overload]
+    assert (await recompute(rt, [ids["downtown_sold"]])).credited == 1
+    page = text_of((await owner.get(f"/admin/sales/{ids['downtown_sold']}")).text)
+    assert "Credited to" in page and "Last touch" in page and "cross-store" in page
+    assert "Engagement-weighted" in page and "SMS delivered" in page and "100% 2,500.00 USD" in page
