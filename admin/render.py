@@ -22,6 +22,7 @@ BUILTIN_NAV = (
     NavItem(label="Clients", href="/admin/clients", order=20),
     NavItem(label="Sales", href="/admin/sales", order=25),
     NavItem(label="Inbox", href="/admin/inbox", order=27),
+    NavItem(label="Reports", href="/admin/reports", order=28),
     NavItem(label="Locations", href="/admin/locations", order=30),
     NavItem(label="Automations", href="/admin/automations", roles=frozenset({"owner", "manager"}), order=45),
     NavItem(label="Errors", href="/admin/errors", roles=frozenset({"owner", "manager"}), order=50),
