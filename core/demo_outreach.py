@@ -5,7 +5,8 @@ would have sales and no outreach to credit them to. After the first backfill the
 last ``days`` of clienteling as Clasp would have recorded it: for about half the recent sales with a
 client, a delivered text (some answered) or a completed call/text task from one to twenty days
 before, mostly by an associate of the store where the client then bought and sometimes from another
-store (cross-store credit); and as many texts that led to no sale, a few of them undelivered.
+store (cross-store credit), for some of them after a colleague's earlier text (touches competing
+for one sale); and as many texts that led to no sale, a few of them undelivered.
 Then the attribution consumer's full pass credits the sales, exactly as it would for real outreach.
 
 Deterministic for a seed, and written once: the ``demo`` app setting remembers it was done.
@@ -108,6 +109,14 @@ async def generate_outreach_history(rt: Runtime, *, days: int = 90, seed: int = 
             loc = sale_loc if rng.random() < 0.75 or len(locations) == 1 else rng.choice(
                 [x for x in locations if x != sale_loc])
             assoc = rng.choice(staff.get(loc) or staff[locations[0]])
+            if rng.random() < 0.3:
+                # A colleague (perhaps at another store) reached out a few days earlier: two touches
+                # compete for the sale, which the engagement-weighted model shares.
+                earlier_loc = rng.choice(locations)
+                earlier = at - timedelta(hours=rng.uniform(24, 8 * 24))
+                if earlier >= since:
+                    text(client, rng.choice(staff[earlier_loc]), earlier_loc, earlier)
+                    result.texts += 1
             if rng.random() < 0.65:
                 text(client, assoc, loc, at)
                 result.texts += 1
