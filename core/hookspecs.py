@@ -48,8 +48,13 @@ def clasp_register_attribution_models(register: Any) -> None:
     """Register attribution models: call ``register(MyModel())`` once per model.
 
     An attribution model (subclass of :class:`core.plugin.AttributionModel`) decides which outreach
-    earns credit for a sale. The runtime calls it for each new or changed sale and stores the credit
-    rows it returns.
+    earns credit for a sale: ``credit(sale, touches)`` gets the sale's facts
+    (:class:`core.plugin.SaleFacts`, net pre-tax revenue) and the client's touches within the window
+    (:class:`core.plugin.Touch`, newest first, from any store) and returns
+    :class:`core.plugin.Credit` shares that sum to 1. Clasp calls every registered model whenever a
+    sale, a refund of it, the client's identity or an earlier touch changes, replaces the model's
+    credit rows for the sale, and queues the sale in the error queue (stage ``attribution``) when a
+    model raises or returns bad shares. The reports show one model at a time.
     """
 
 
