@@ -49,7 +49,7 @@ from core.plugin import (
 from core.plugins import load_plugins
 from core.runtime import create_runtime
 from core.settings import Settings
-from core.sync import run_sync
+from core.sync import SyncOptions, run_sync
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = datetime(2022, 1, 1, tzinfo=UTC)
@@ -194,7 +194,8 @@ async def _pg(sql: str) -> None:
         await conn.close()
 
 
-async def bench_one(backend: str, sales: int, page_size: int, clients: int | None) -> dict[str, Any]:
+async def bench_one(backend: str, sales: int, page_size: int, clients: int | None,
+                    overlap: bool = True) -> dict[str, Any]:
     tmp = tempfile.mkdtemp(prefix="clasp-bench-")
     values: dict[str, Any] = {"data_dir": Path(tmp), "secret_key": "bench", "plugins": ""}
     dbname = None
@@ -226,7 +227,8 @@ async def bench_one(backend: str, sales: int, page_size: int, clients: int | Non
                     server.append(await watcher.seconds())
 
         started = time.perf_counter()
-        run = await run_sync(rt, cid, trigger="bench", on_progress=mark)  # type: ignore[arg-type]
+        run = await run_sync(rt, cid, trigger="bench", on_progress=mark,  # type: ignore[arg-type]
+                             options=SyncOptions(overlap_pages=overlap))
         wall = time.perf_counter() - started
         await rt.close()
         if watcher is not None:
@@ -326,6 +328,8 @@ async def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres", help="sqlite, postgres or both")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=None, help="clients to sync first (default sales/10)")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="commit every page before starting the next (PostgreSQL overlaps them by default)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"{'backend':9} {'sales':>9} {'clients':>8} {'sales s':>8} {'sales/s':>9} {'vs first':>8}"
@@ -334,7 +338,7 @@ async def main() -> None:
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         first = None
         for size in sizes:
-            r = await bench_one(backend, size, args.page_size, args.clients)
+            r = await bench_one(backend, size, args.page_size, args.clients, not args.no_overlap)
             first = first or r["rate"]
             print(f"{backend:9} {size:>9} {r['clients']:>8} {r['sales_s']:>8.1f} {r['rate']:>9.0f} "
                   f"{r['rate'] / first:>8.2f} {r['client_rate']:>9.0f} {r['wall']:>7.1f} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,12 +55,45 @@ class UpsertContext:
     origin: str
     now: datetime
     feed: FeedBatch
+    # An overlapped page (see core.sync.pipeline) reads while the previous page commits; ``gate`` is
+    # awaited before its first write and takes the connector's lock, ``relock`` takes it again after a
+    # savepoint that held it was rolled back.
+    gate: Callable[[], Awaitable[Any]] | None = None
+    relock: Callable[[], Awaitable[Any]] | None = None
+    overlapping: bool = False
+    _gate_passed: bool = False
 
     @classmethod
-    async def open(cls, session: AsyncSession, connector_id: int, now: datetime) -> UpsertContext:
+    async def open(cls, session: AsyncSession, connector_id: int, now: datetime,
+                   gate: Callable[[], Awaitable[Any]] | None = None,
+                   relock: Callable[[], Awaitable[Any]] | None = None) -> UpsertContext:
         origin = f"connector:{connector_id}"
         conn = await session.connection()
-        return cls(session, conn, connector_id, origin, now, FeedBatch(origin, connector_id))
+        return cls(session, conn, connector_id, origin, now, FeedBatch(origin, connector_id), gate, relock,
+                   overlapping=gate is not None)
+
+    async def before_writes(self) -> None:
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            await gate()
+            self._gate_passed = True
+
+    async def after_rollback(self) -> None:
+        """A savepoint was rolled back: if the gate was passed inside it, its lock went with it."""
+        if self._gate_passed and self.relock is not None:
+            self._gate_passed = False
+            await self.relock()
+
+    def alone(self) -> None:
+        """Called before a write that the previous page might also make (creating a location): an
+        overlapping page cannot see that page's rows, so it stops and is done again after it."""
+        if self.overlapping:
+            raise MustWait()
+
+
+class MustWait(Exception):
+    """Not the page's fault: the engine runs it again once the previous page has committed (the page
+    needs that page's rows, or the previous page failed, or another writer came in between)."""
 
 
 def is_stale(record_updated: datetime | None, stored_updated: datetime | None) -> bool:

@@ -3,7 +3,9 @@
 Each page's records, its error-queue rows, the checkpoint after it, the run's counters and the
 lease renewal commit in ONE transaction. A run killed at any point therefore resumes from the last
 committed page: pages after it were never committed, pages before it are not read again except at
-the ``>=`` cursor boundary, where unchanged records are skipped by their payload hash.
+the ``>=`` cursor boundary, where unchanged records are skipped by their payload hash. On PostgreSQL
+a sales page reads and plans while the previous page commits (``core.sync.pipeline``); pages still
+commit in order.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import gc
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from datetime import timedelta
 from typing import Any
@@ -25,9 +27,10 @@ from core.connectors import ConnectorError, context_for, get_connector
 from core.models import Checkpoint, Connector, SyncError, SyncRun, utcnow
 from core.plugin import ConnectorType, Page, PermanentError, Stream, TransientError
 from core.runtime import Runtime
-from core.sync import lease
+from core.sync import lease, pipeline
+from core.sync.context import MustWait
 from core.sync.exceptions import LeaseLost, SyncBusy, SyncFailed, SyncRefused
-from core.sync.ingest import Decoded, decode_page, describe, ingest_page
+from core.sync.ingest import Decoded, PageResult, decode_page, describe, ingest_page
 from core.sync.options import SyncOptions
 from core.sync.progress import ProgressCallback, RunTracker, notify
 from core.sync.replay import retry_unresolved
@@ -124,6 +127,8 @@ class _Run:
         self.keeper = lease.LeaseKeeper(rt.db, self.connector_id, self.owner, opts.lease_seconds, opts.renew_seconds)
         self.tracker: RunTracker | None = None
         self.has_open_errors = False
+        # Pages of a stream overlap (core.sync.pipeline) on PostgreSQL: one connection per transaction there.
+        self.overlap = opts.overlap_pages and rt.db.dialect == "postgresql"
 
     async def execute(self) -> SyncRun:
         run_id = await self._start()
@@ -223,6 +228,12 @@ class _Run:
         started = time.monotonic()
         committed_any = False
         attempt = 0
+
+        def committed() -> None:
+            nonlocal committed_any, attempt
+            committed_any = True
+            attempt = 0
+
         try:
             while True:
                 state = await self._load_state(stream.name)
@@ -230,10 +241,7 @@ class _Run:
                 full = self.full and not committed_any
                 try:
                     async with aclosing(prefetch(stream, stream.read(state, full=full))) as pages:
-                        async for page, decoded in pages:
-                            await self._commit_page(stream, page, decoded)
-                            committed_any = True
-                            attempt = 0
+                        await self._commit_pages(stream, pages, committed)
                     break
                 except TransientError as exc:
                     attempt += 1
@@ -257,6 +265,115 @@ class _Run:
             stats.seconds += time.monotonic() - started
         return stats.message
 
+    async def _commit_pages(
+        self, stream: Stream, pages: AsyncIterator[tuple[Page, Decoded]], committed: Callable[[], None]
+    ) -> None:
+        if not (self.overlap and stream.object_type in pipeline.PAGE_KEYS):
+            async for page, decoded in pages:
+                await self._commit_page(stream, page, decoded)
+                committed()
+            return
+        # At most two page transactions are open: the one ahead (writing or committing) and the next.
+        ahead: _Ahead | None = None
+        flying: list[asyncio.Task[str | None]] = []
+        try:
+            async for page, decoded in pages:
+                keys = pipeline.keys_of(stream, page.records, decoded)
+                if ahead is not None and (keys is None or ahead.keys is None or not keys.isdisjoint(ahead.keys)):
+                    await ahead.task
+                    committed()
+                    ahead = None
+                this = _Ahead(keys)
+                this.task = asyncio.create_task(self._commit_page_after(stream, page, decoded, ahead))
+                flying = [t for t in flying if not t.done()] + [this.task]
+                if ahead is not None:
+                    await ahead.task
+                    committed()
+                ahead = this
+            if ahead is not None:
+                await ahead.task
+                committed()
+        except BaseException as exc:
+            # Pages already handed over finish (or roll back, on cancellation) before anything else.
+            if isinstance(exc, asyncio.CancelledError):
+                for task in flying:
+                    task.cancel()
+            for task in flying:
+                with suppress(BaseException):
+                    if await task is not None:
+                        committed()
+            raise
+
+    async def _commit_page_after(
+        self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead | None
+    ) -> str | None:
+        """Commit a page after ``prior`` (the previous page), overlapping it when possible.
+
+        Returns the page's transaction id, or None if it was dropped because ``prior`` did not commit."""
+        if prior is not None:
+            try:
+                return await self._commit_overlapped(stream, page, decoded, prior)
+            except _PriorFailed:
+                return None
+            except MustWait as exc:
+                log.debug("sync %s/%s: page runs again on its own (%s)", self.connector.name, stream.name,
+                          type(exc).__name__)
+            except (LeaseLost, asyncio.CancelledError):
+                raise
+            except Exception:  # something the overlap did not foresee: the ordinary way decides
+                log.warning("sync %s/%s: an overlapped page failed; running it again on its own",
+                            self.connector.name, stream.name, exc_info=True)
+            if await _committed(prior.task) is None:
+                return None
+        return await self._commit_page(stream, page, decoded)
+
+    async def _commit_overlapped(self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead) -> str:
+        """Read and plan the page while ``prior`` still writes and commits; write once it has committed,
+        after taking the connector's lock and checking that nothing else wrote in between."""
+        assert self.tracker is not None
+        locked = False
+        xid: str | None = None
+        conn: AsyncConnection
+
+        async def gate() -> None:
+            nonlocal locked, xid
+            prior_xid = await _committed(prior.task)
+            if prior_xid is None:
+                raise _PriorFailed()
+            await self.keeper.lock.acquire()
+            locked = True
+            xid = await pipeline.renew(conn, self.connector_id, self.owner, self.opts.lease_seconds, after=prior_xid)
+
+        async def relock() -> None:
+            nonlocal xid
+            # What follows reads afresh (record by record), so the lock is all it needs.
+            xid = await pipeline.renew(conn, self.connector_id, self.owner, self.opts.lease_seconds)
+
+        try:
+            async with self.rt.db.sessionmaker() as session:
+                await session.begin()
+                try:
+                    conn = await session.connection()
+                    result = await ingest_page(
+                        session, connector_id=self.connector_id, connector_type=self.ctype.name, stream=stream,
+                        payloads=page.records, run_id=self.tracker.run_id, close_errors=self.has_open_errors,
+                        decoded=decoded, gate=gate, relock=relock,
+                    )
+                    assert xid is not None
+                    await self._finish_page(conn, stream, page, result)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+        finally:
+            if locked:
+                self.keeper.lock.release()
+        self.keeper.touch()
+        if result.errors:
+            self.has_open_errors = True
+        await notify(self.on_progress, self.tracker.snapshot())
+        return xid
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(self.opts.retry_max_delay, max(0.0, retry_after))
@@ -269,29 +386,63 @@ class _Run:
                 checkpoint_t.c.connector_id == self.connector_id, checkpoint_t.c.stream == stream))).first()
         return dict(row[0] or {}) if row else {}
 
-    async def _commit_page(self, stream: Stream, page: Page, decoded: Decoded) -> None:
+    async def _commit_page(self, stream: Stream, page: Page, decoded: Decoded) -> str | None:
+        """Commit one page in one transaction that starts by taking the connector's lock; returns the
+        transaction's id when pages overlap (PostgreSQL)."""
         assert self.tracker is not None
-        stats = self.tracker.stats(stream.name)
+        xid = None
         async with self.keeper.lock, self.rt.db.transaction() as session:
             conn = await session.connection()
-            await self._fence(conn)
+            if self.overlap:
+                xid = await pipeline.renew(conn, self.connector_id, self.owner, self.opts.lease_seconds)
+            else:
+                await self._fence(conn)
             result = await ingest_page(
                 session, connector_id=self.connector_id, connector_type=self.ctype.name, stream=stream,
                 payloads=page.records, run_id=self.tracker.run_id, close_errors=self.has_open_errors,
                 decoded=decoded,
             )
-            await _save_checkpoint(conn, self.connector_id, stream.name, page.state)
-            stats.pages += 1
-            stats.records += len(page.records)
-            stats.created += result.created
-            stats.updated += result.updated
-            stats.unchanged += result.unchanged
-            stats.errors += result.errors
-            self.tracker.set_page_progress(page.progress)
-            await self.tracker.write(conn)
+            await self._finish_page(conn, stream, page, result)
+        self.keeper.touch()
         if result.errors:
             self.has_open_errors = True
         await notify(self.on_progress, self.tracker.snapshot())
+        return xid
+
+    async def _finish_page(self, conn: AsyncConnection, stream: Stream, page: Page, result: PageResult) -> None:
+        """The checkpoint and the run's counters, in the page's transaction."""
+        assert self.tracker is not None
+        stats = self.tracker.stats(stream.name)
+        await _save_checkpoint(conn, self.connector_id, stream.name, page.state)
+        stats.pages += 1
+        stats.records += len(page.records)
+        stats.created += result.created
+        stats.updated += result.updated
+        stats.unchanged += result.unchanged
+        stats.errors += result.errors
+        self.tracker.set_page_progress(page.progress)
+        await self.tracker.write(conn)
+
+
+class _Ahead:
+    """A page handed over for commit: its task (the transaction id once committed, None if dropped)
+    and what it touches."""
+
+    def __init__(self, keys: set[str] | None) -> None:
+        self.keys = keys
+        self.task: asyncio.Task[str | None]
+
+
+class _PriorFailed(MustWait):
+    """The previous page did not commit: this one must not either."""
+
+
+async def _committed(task: asyncio.Task[str | None]) -> str | None:
+    """The transaction id of a page once its task is over; None if it did not commit."""
+    await asyncio.wait([task])
+    if task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
 
 
 async def prefetch(stream: Stream, pages: AsyncIterator[Page]) -> AsyncIterator[tuple[Page, Decoded]]:

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import utcnow
 from core.plugin import AssociateRecord, ClientRecord, LocationRecord, ProductRecord, SaleRecord, Stream
-from core.sync.context import CREATED, FAILED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
+from core.sync.context import CREATED, FAILED, OK, UNCHANGED, UPDATED, Item, MustWait, Outcome, UpsertContext
 from core.sync.queue import Failure, close_resolved, record_failures
 from core.sync.refs import record_hash
 from core.sync.upsert_clients import upsert_clients
@@ -44,7 +44,8 @@ RECORD_TYPES: dict[str, type] = {
     "sale": SaleRecord,
 }
 # Not the record's fault: the database or the connection is unwell. These fail the page (and the run).
-FATAL = (OperationalError, InterfaceError)
+# MustWait is not a failure: the engine runs the page again on its own (see core.sync.pipeline).
+FATAL = (OperationalError, InterfaceError, MustWait)
 
 
 @dataclass
@@ -127,14 +128,17 @@ async def ingest_page(
     run_id: int | None,
     close_errors: bool = True,
     decoded: Decoded | None = None,
+    gate: Callable[[], Awaitable[Any]] | None = None,
+    relock: Callable[[], Awaitable[Any]] | None = None,
 ) -> PageResult:
     """Ingest one page in the caller's transaction. ``decoded`` is ``decode_page``'s result when the
-    caller decoded the page ahead (the engine does, while the previous page commits)."""
+    caller decoded the page ahead (the engine does, while the previous page commits); ``gate`` and
+    ``relock`` are for pages that overlap the previous one (see :class:`UpsertContext`)."""
     object_type = stream.object_type
     upsert = UPSERTERS.get(object_type)
     if upsert is None:
         raise ValueError(f"stream {stream.name!r} has unknown object type {object_type!r}")
-    ux = await UpsertContext.open(session, connector_id, utcnow())
+    ux = await UpsertContext.open(session, connector_id, utcnow(), gate, relock)
     outcomes, items = decoded if decoded is not None else decode_page(stream, payloads)
     outcomes = list(outcomes)
 
@@ -147,6 +151,7 @@ async def ingest_page(
         latest[item.external_id] = item
     for index, outcome in (await _isolated(ux, upsert, list(latest.values()))).items():
         outcomes[index] = outcome
+    await ux.before_writes()
     await ux.feed.flush(ux.conn)
 
     final = [o or Outcome.failed("record was not processed", "ingest") for o in outcomes]
@@ -184,12 +189,14 @@ async def _isolated(ux: UpsertContext, upsert: Upserter, items: list[Item]) -> d
             # or the statements below (run on that connection directly) would not be inside it.
             await ux.session.connection()
             outcomes = await upsert(ux, items)
+            await ux.before_writes()
             await ux.feed.flush(ux.conn)
         return outcomes
     except FATAL:
         raise
     except Exception as exc:  # narrowed down below, record by record
         ux.feed.rows = []
+        await ux.after_rollback()
         if len(items) == 1:
             return {items[0].index: Outcome.failed(describe(exc), "ingest")}
     outcomes = {}

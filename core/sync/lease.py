@@ -14,6 +14,7 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -113,6 +114,7 @@ class LeaseKeeper:
         self.every = every
         self.lock = asyncio.Lock()
         self.lost = False
+        self.renewed = 0.0  # monotonic time of the last renewal, by this keeper or a page commit
         self.run_id: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -120,14 +122,24 @@ class LeaseKeeper:
         self.run_id = run_id
         self._task = asyncio.create_task(self._loop(), name=f"sync-lease-{self.connector_id}")
 
+    def touch(self) -> None:
+        """A page commit renewed the lease: the next background renewal can wait."""
+        self.renewed = time.monotonic()
+
     async def _loop(self) -> None:
+        self.touch()
         while True:
-            await asyncio.sleep(self.every)
+            # While pages commit, they renew the lease: renewing it here as well would only make the
+            # next overlapped page find another writer of the connector row and run again alone.
+            await asyncio.sleep(max(0.0, self.renewed + self.every - time.monotonic()))
+            if time.monotonic() - self.renewed < self.every:
+                continue
             try:
                 async with self.lock, self.db.engine.begin() as conn:
                     await renew(conn, self.connector_id, self.owner, self.seconds)
                     # The panel reads a stale heartbeat as a stuck run: keep it fresh during slow fetches.
                     await conn.execute(update(run_t).where(run_t.c.id == self.run_id).values(heartbeat_at=utcnow()))
+                self.touch()
             except LeaseLost:
                 self.lost = True
                 return

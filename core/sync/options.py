@@ -17,3 +17,6 @@ class SyncOptions:
     retry_max_delay: float = 120.0
     # Records whose reference could not be resolved are retried at the end of every run, up to this many.
     unresolved_retry_limit: int = 5000
+    # PostgreSQL: a stream's next page reads and plans while the previous one writes and commits
+    # (see core.sync.pipeline). Off, every page waits for the previous commit.
+    overlap_pages: bool = True

@@ -58,6 +58,8 @@ async def ensure_locations(ux: UpsertContext, wanted: dict[str, str | None]) -> 
     missing = sorted(set(wanted) - set(found))
     if not missing:
         return out
+    ux.alone()
+    await ux.before_writes()
     timezone, country, currency = await _connector_defaults(ux)
     rows = [
         {

@@ -61,6 +61,7 @@ async def upsert_sales(ux: UpsertContext, items: list[Item]) -> dict[int, Outcom
     plans = _plan(todo, found, current, refs, outcomes)
     if not plans:
         return outcomes
+    await ux.before_writes()
     new_ids = await _write_sales(ux, plans, current, outcomes)
     await _write_lines(ux, plans, refs, new_ids, outcomes)
     return outcomes
@@ -75,6 +76,7 @@ async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo
     orphans = [i for i in todo if i.external_id in found and found[i.external_id].unified_id not in current]
     if orphans:
         # Deleted in Clasp but still in the source: drop the dangling references and store it anew.
+        await ux.before_writes()
         await ux.conn.execute(delete(refs_mod.ref_t).where(
             refs_mod.ref_t.c.id.in_([found[i.external_id].id for i in orphans])))
         for i in orphans:
@@ -109,6 +111,7 @@ async def _resolve(ux: UpsertContext, todo: list[Item], found: dict[str, refs_mo
         line_sale.update({lid: sid for lid, sid in rows})
     stale = [ext for ext, ref in lines.items() if ref.unified_id not in line_sale]
     if stale:
+        await ux.before_writes()
         await ux.conn.execute(delete(refs_mod.ref_t).where(refs_mod.ref_t.c.id.in_([lines[e].id for e in stale])))
         for ext in stale:
             del lines[ext]
@@ -305,3 +308,19 @@ async def _link_parents(
             if old_parent.get(lid) != parent:
                 links.append({"id": lid, "parent_line_id": parent})
     await update_rows(ux.conn, line_t, links)
+
+
+
+def page_keys(items: list[Item]) -> set[str]:
+    """What a page of sales touches that another page could touch too: its sales and its lines,
+    including the lines it refunds. (A location it would have to create makes the page wait instead:
+    see ``ensure_locations``.)"""
+    keys: set[str] = set()
+    for item in items:
+        rec = item.record
+        keys.add("sale:" + rec.external_id)
+        for line in rec.lines:
+            keys.add("line:" + line.external_id)
+            if line.parent_line_external_id:
+                keys.add("line:" + line.parent_line_external_id)
+    return keys
