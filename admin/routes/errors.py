@@ -41,6 +41,7 @@ STAGE_LABELS = {
     "crm_push": "CRM push",
     "outbox": "outbox",
     "automation": "automation",
+    "attribution": "attribution model",
 }
 
 async def replay_one(rt: Runtime, error: SyncError) -> ReplayResult:
