@@ -22,8 +22,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from core import app_settings
 from core.attribution.jobs import recompute_all
-from core.models import AppSetting, Associate, Client, ClientContact, Outreach, Sale, Task, utcnow
+from core.models import Associate, Client, ClientContact, Outreach, Sale, Task, utcnow
 from core.runtime import Runtime
 
 SETTING_KEY = "demo"
@@ -50,8 +51,7 @@ class HistoryResult:
 
 async def _done(rt: Runtime) -> bool:
     async with rt.db.session() as session:
-        row = await session.get(AppSetting, SETTING_KEY)
-    return bool(row is not None and (row.value or {}).get(DONE_KEY))
+        return bool((await app_settings.read(session, SETTING_KEY)).get(DONE_KEY))
 
 
 async def generate_outreach_history(rt: Runtime, *, days: int = 90, seed: int = 7) -> HistoryResult:
@@ -154,13 +154,8 @@ async def generate_outreach_history(rt: Runtime, *, days: int = 90, seed: int = 
             await conn.execute(insert(Outreach.__table__), rows)  # type: ignore[attr-defined]
         if tasks:
             await conn.execute(insert(Task.__table__), tasks)  # type: ignore[attr-defined]
-        row = await session.get(AppSetting, SETTING_KEY, with_for_update=True)
-        value = dict(row.value or {}) if row is not None else {}
+        value = await app_settings.read(session, SETTING_KEY, for_update=True)
         value[DONE_KEY] = {"at": now.isoformat(), "days": days, "seed": seed}
-        if row is None:
-            session.add(AppSetting(key=SETTING_KEY, value=value))
-        else:
-            row.value, row.updated_at = value, now
-            session.add(row)
+        await app_settings.write(session, SETTING_KEY, value)
     result.credited = (await recompute_all(rt)).credited
     return result

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import AppSetting, Location, utcnow
+from core import app_settings
+from core.models import Location, utcnow
 
 SETTING_KEY = "attribution"
 DEFAULT_MODEL = "last_touch"
@@ -64,8 +65,7 @@ class AttributionSettings(BaseModel):
 
 
 async def load_attribution_settings(session: AsyncSession) -> AttributionSettings:
-    row = (await session.exec(select(AppSetting).where(AppSetting.key == SETTING_KEY))).first()
-    return AttributionSettings.model_validate(row.value if row and isinstance(row.value, dict) else {})
+    return AttributionSettings.model_validate(await app_settings.read(session, SETTING_KEY))
 
 
 async def save_attribution_settings(session: AsyncSession, settings: AttributionSettings) -> None:
@@ -74,15 +74,7 @@ async def save_attribution_settings(session: AsyncSession, settings: Attribution
     settings = AttributionSettings.model_validate(settings.model_dump())
     if settings.window_days != before.window_days:
         settings.recompute_requested_at = utcnow()
-    value = settings.model_dump(mode="json")
-    row = await session.get(AppSetting, SETTING_KEY)
-    if row is None:
-        session.add(AppSetting(key=SETTING_KEY, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-        session.add(row)
-    await session.flush()
+    await app_settings.write(session, SETTING_KEY, settings.model_dump(mode="json"))
 
 
 async def report_zone(session: AsyncSession, settings: AttributionSettings | None = None) -> ZoneInfo:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import app_settings
 from core.models import AppSetting, Automation, Location, utcnow
 from core.models.outreach import AUTOMATION_ACTIONS
 from core.plugin import AutomationType
@@ -71,8 +72,7 @@ class OrgAutomationSettings(BaseModel):
 
 
 async def load_org_settings(session: AsyncSession) -> OrgAutomationSettings:
-    row = await session.get(AppSetting, SETTING_KEY)
-    return OrgAutomationSettings.model_validate(row.value if row and isinstance(row.value, dict) else {})
+    return OrgAutomationSettings.model_validate(await app_settings.read(session, SETTING_KEY))
 
 
 async def save_org_settings(session: AsyncSession, values: Mapping[str, Any]) -> OrgAutomationSettings:
@@ -81,15 +81,7 @@ async def save_org_settings(session: AsyncSession, values: Mapping[str, Any]) ->
         settings = OrgAutomationSettings.model_validate({**current, **values})
     except ValidationError as exc:
         raise AutomationError(_first_error(exc)) from None
-    row = await session.get(AppSetting, SETTING_KEY)
-    value = settings.model_dump(mode="json")
-    if row is None:
-        session.add(AppSetting(key=SETTING_KEY, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-        session.add(row)
-    await session.flush()
+    await app_settings.write(session, SETTING_KEY, settings.model_dump(mode="json"))
     return settings
 
 

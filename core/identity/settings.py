@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import AppSetting, utcnow
+from core import app_settings
 
 SETTING_KEY = "identity"
 MatchKey = Literal["email", "phone"]
@@ -111,18 +110,10 @@ class IdentitySettings(BaseModel):
 
 
 async def load_identity_settings(session: AsyncSession) -> IdentitySettings:
-    row = (await session.exec(select(AppSetting).where(AppSetting.key == SETTING_KEY))).first()
-    return IdentitySettings.model_validate(row.value if row and isinstance(row.value, dict) else {})
+    return IdentitySettings.model_validate(await app_settings.read(session, SETTING_KEY))
 
 
 async def save_identity_settings(session: AsyncSession, settings: IdentitySettings) -> None:
     """Store the settings (validated); takes effect for the next page ingested."""
     value = IdentitySettings.model_validate(settings.model_dump()).model_dump(mode="json")
-    row = await session.get(AppSetting, SETTING_KEY)
-    if row is None:
-        session.add(AppSetting(key=SETTING_KEY, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-        session.add(row)
-    await session.flush()
+    await app_settings.write(session, SETTING_KEY, value)
