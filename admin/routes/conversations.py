@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from admin.auth import client_ip, owner_or_manager
 from admin.render import flash, is_htmx, redirect, render, runtime_of
+from core import timezones
 from core.access import Principal, can_see_client, client_filter
 from core.audit import record
 from core.clients import ClientEditError, edit_client, search_clients
@@ -179,14 +180,11 @@ async def thread_view(session: AsyncSession, principal: Principal, client: Clien
     rows = await conversations.thread(session, principal, client.id, limit=THREAD_LIMIT)  # type: ignore[arg-type]
     if rows is None:
         raise NotFoundException("no such client")
-    zone = ZoneInfo("UTC")
+    tz_name = None
     if client.home_location_id:
         location = await session.get(Location, client.home_location_id)
-        if location is not None and location.timezone:
-            try:
-                zone = ZoneInfo(location.timezone)
-            except (KeyError, ValueError):
-                pass
+        tz_name = location.timezone if location is not None else None
+    zone = timezones.zone(tz_name)
     names = await associate_names(session, {r.associate_id for r in rows})
     others = sorted(
         {

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
@@ -38,6 +37,7 @@ from core.models import (
     Task,
 )
 from core.models.sales import SALE_CHANNELS, SALE_STATUSES
+from core.timezones import zone
 
 PAGE_SIZE = 50
 _EXPONENTS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0, "BHD": 3, "JOD": 3, "KWD": 3, "OMR": 3, "TND": 3}
@@ -53,15 +53,8 @@ def format_money(minor: int | None, currency: str) -> str:
     return f"−{text}" if value < 0 else text
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def local_time(moment: datetime, timezone: str | None) -> str:
-    local = moment.astimezone(_zone(timezone))
+    local = moment.astimezone(zone(timezone))
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
 
 
@@ -73,7 +66,7 @@ def _parse_date(raw: str) -> date | None:
 
 
 def _day_start(day: date, timezone: str | None) -> datetime:
-    return datetime.combine(day, time(0), _zone(timezone)).astimezone(UTC)
+    return datetime.combine(day, time(0), zone(timezone)).astimezone(UTC)
 
 
 def date_clause(locations: list[Location], start: date | None, end: date | None) -> Any:
@@ -149,7 +142,7 @@ def _lines_query(*where: Any) -> Any:
 def _sale_view(row: Any, lines: list[LineRow]) -> dict[str, Any]:
     sale, loc_name, loc_tz, a_first, a_last, c_id, c_first, c_last = row
     refund = sale.total_minor < 0 or any(line.quantity < 0 for line, *_ in lines)
-    local = sale.occurred_at.astimezone(_zone(loc_tz))
+    local = sale.occurred_at.astimezone(zone(loc_tz))
     return {
         "id": sale.id,
         "when": local_time(sale.occurred_at, loc_tz),

@@ -18,10 +18,10 @@ from litestar.response import Response
 
 from admin.render import flash, is_htmx, redirect, render, runtime_of
 from core.access import Principal
-from core.automations.occasions import zone
 from core.automations.store import AutomationError, default_timezone
 from core.automations.today import GROUPS, complete_task, manager_completion, snooze_task, today
 from core.models import Location, Task, utcnow
+from core.timezones import zone
 
 GROUP_LABELS = {"overdue": "Overdue", "today": "Due today", "upcoming": "Upcoming", "done": "Done today"}
 # Overdue first: on the floor the oldest promise to a client matters most.

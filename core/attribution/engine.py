@@ -29,6 +29,7 @@ from sqlalchemy.orm import aliased
 
 from core.models import Attribution, Location, Outreach, Sale, SaleLine, SyncError, Task, utcnow
 from core.plugin import AttributionModel, Credit, SaleFacts, Touch
+from core.timezones import zone
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +236,7 @@ def checked(model: AttributionModel, sale: SaleFacts, touches: Sequence[Touch]) 
 async def _zones(conn: AsyncConnection, location_ids: Iterable[int]) -> dict[int, ZoneInfo]:
     ids = sorted(set(location_ids))
     rows = (await conn.execute(select(Location.id, Location.timezone).where(Location.id.in_(ids)))).all()  # type: ignore[union-attr]
-    out: dict[int, ZoneInfo] = {}
-    for lid, tz in rows:
-        try:
-            out[int(lid)] = ZoneInfo(tz or "UTC")
-        except (KeyError, ValueError):
-            out[int(lid)] = ZoneInfo("UTC")
-    return out
+    return {int(lid): zone(tz) for lid, tz in rows}
 
 
 async def recompute_sales(
@@ -294,7 +289,7 @@ async def _recompute_batch(
             assert sale.client_id is not None
             sale_facts = SaleFacts(sale.id, sale.client_id, sale.location_id, sale.occurred_at,
                                    revenue[sale.id], sale.currency)
-            sale_day: date = sale.occurred_at.astimezone(zones.get(sale.location_id, ZoneInfo("UTC"))).date()
+            sale_day: date = sale.occurred_at.astimezone(zones.get(sale.location_id) or zone(None)).date()
             credited = False
             for name, model in models.items():
                 try:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import app_settings
 from core.models import Location, utcnow
+from core.timezones import zone
 
 SETTING_KEY = "attribution"
 DEFAULT_MODEL = "last_touch"
@@ -83,8 +84,4 @@ async def report_zone(session: AsyncSession, settings: AttributionSettings | Non
     if settings.report_timezone:
         return ZoneInfo(settings.report_timezone)
     stmt = select(Location.timezone).order_by(Location.id).limit(1)  # type: ignore[arg-type]
-    tz = (await session.exec(stmt)).first()
-    try:
-        return ZoneInfo(tz) if tz else ZoneInfo("UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
+    return zone((await session.exec(stmt)).first())

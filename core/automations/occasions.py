@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     BigInteger,
@@ -43,6 +42,7 @@ from sqlalchemy.sql import ColumnElement
 
 from core.models import Client, Outreach, Product, Sale, SaleLine, Task
 from core.plugin import ClientDateField, Occasions
+from core.timezones import zone
 
 client_t = Client.__table__  # type: ignore[attr-defined]
 sale_t = Sale.__table__  # type: ignore[attr-defined]
@@ -61,13 +61,6 @@ CLIENT_COLUMNS = (
     "owner_associate_id",
 )
 COLUMNS = ("client_id", "location_id", "occasion_key", "sale_id", "line_id", "number", "base_at")
-
-
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")  # the outbox rules fall back the same way
 
 
 def add_months(value: datetime, months: int) -> datetime:

@@ -11,12 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.automations import context as ctx_mod
 from core.automations.evaluate import AutomationRun, evaluate
-from core.automations.occasions import zone
 from core.automations.store import conn as _conn
 from core.automations.store import default_timezone, ensure_automations, get_automation, type_of
 from core.automations.templates import render
 from core.models import Automation, Outreach, Task, utcnow
 from core.runtime import Runtime
+from core.timezones import zone
 
 
 async def dry_run(rt: Runtime, name: str, *, now: datetime | None = None) -> AutomationRun:

@@ -22,10 +22,10 @@ from core import audit
 from core.access import Principal
 from core.attribution.touches import touch_changed
 from core.automations import context as ctx_mod
-from core.automations.occasions import zone
 from core.automations.store import AutomationError, default_timezone
 from core.automations.store import conn as _conn
 from core.models import Associate, ClientContact, Location, Task, utcnow
+from core.timezones import zone
 
 task_t = Task.__table__  # type: ignore[attr-defined]
 location_t = Location.__table__  # type: ignore[attr-defined]

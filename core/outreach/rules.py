@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from core import timezones
 
 DEFAULT_WINDOW = ("09:00", "20:00")
 # Smart sending: at most one marketing text per client in this period.
@@ -34,11 +36,7 @@ class SendWindow:
 
     @property
     def zone(self) -> ZoneInfo:
-        try:
-            return ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            # A typo in a location's timezone must not stop its texts; UTC is the documented fallback.
-            return ZoneInfo("UTC")
+        return timezones.zone(self.timezone)
 
     def describe(self) -> str:
         return f"{self.start:%H:%M}–{self.end:%H:%M} {self.timezone}"
