@@ -5,9 +5,9 @@ What a feed row asks to recompute:
 - ``sale``: that sale, and the sales whose lines it refunds (a refund lowers their revenue);
 - ``client`` merge or unmerge: every sale of the clients involved (touches and sales move between
   profiles);
-- ``outreach`` / ``task`` (a text delivered, a reply received, a task done or reopened — see
-  :func:`touch_changed`): the client's sales from the touch's time to a window later, which is every
-  sale the touch could be credited for, or change the reply of.
+- ``outreach`` / ``task`` (a text delivered, a reply received, a task done — see
+  :func:`core.attribution.touches.touch_changed`): the client's sales from the touch's time to a
+  window later, which is every sale the touch could be credited for, or change the reply of.
 
 Far behind (a first backfill), one full pass is cheaper than reading row by row: every sale of a
 client who was ever touched, and every sale holding credit now. A new window in the settings asks
@@ -41,16 +41,12 @@ BATCH = 5000
 FULL_PASS_LAG = 50_000
 
 
-async def _conn(session: AsyncSession) -> AsyncConnection:
-    return await session.connection()
-
-
 async def _settled_head(session: AsyncSession, settle: timedelta) -> int:
     """Where a full pass may move the checkpoint: before the first row still settling (a lower id
     may yet commit above it, see :mod:`core.feed`), so those rows are read again incrementally."""
     cutoff = utcnow() - settle
     stmt = select(func.min(ChangeFeed.id)).where(ChangeFeed.created_at > cutoff)  # type: ignore[arg-type,operator]
-    first = (await (await _conn(session)).execute(stmt)).scalar()
+    first = (await (await session.connection()).execute(stmt)).scalar()
     return int(first) - 1 if first is not None else await feed.head(session)
 
 
@@ -82,15 +78,22 @@ async def _sales_to_recompute(conn: AsyncConnection, rows: list[Any], window: ti
     if clients:
         stmt = select(Sale.id).where(Sale.client_id.in_(sorted(clients)))  # type: ignore[union-attr]
         sale_ids.update(int(s) for s in (await conn.execute(stmt)).scalars().all())
-    by_client: dict[int, tuple[datetime, datetime]] = {}
-    for cid, at in touched:
-        lo, hi = by_client.get(cid, (at, at))
-        by_client[cid] = (min(lo, at), max(hi, at))
-    for cid, (lo, hi) in by_client.items():
-        stmt = select(Sale.id).where(
-            Sale.client_id == cid, Sale.occurred_at >= lo, Sale.occurred_at <= hi + window  # type: ignore[operator]
+    if touched:
+        # One query for every touched client (a bulk send delivers thousands at once), narrowed per
+        # client here: a touch can change the credit of its client's sales from it to a window later.
+        spans: dict[int, tuple[datetime, datetime]] = {}
+        for cid, at in touched:
+            lo, hi = spans.get(cid, (at, at))
+            spans[cid] = (min(lo, at), max(hi, at))
+        stmt = select(Sale.id, Sale.client_id, Sale.occurred_at).where(
+            Sale.client_id.in_(sorted(spans)),  # type: ignore[union-attr]
+            Sale.occurred_at >= min(lo for lo, _ in spans.values()),  # type: ignore[operator]
+            Sale.occurred_at <= max(hi for _, hi in spans.values()) + window,  # type: ignore[operator]
         )
-        sale_ids.update(int(s) for s in (await conn.execute(stmt)).scalars().all())
+        for sid, cid, occurred in (await conn.execute(stmt)).all():
+            lo, hi = spans[int(cid)]
+            if lo <= occurred <= hi + window:
+                sale_ids.add(int(sid))
     return sale_ids
 
 
@@ -120,7 +123,7 @@ async def recompute_all(rt: Runtime) -> RecomputeResult:
 
 
 async def _full_pass(rt: Runtime, session: AsyncSession, settings: AttributionSettings) -> RecomputeResult:
-    conn = await _conn(session)
+    conn = await session.connection()
     ids = await _all_candidates(conn)
     result = await recompute_sales(conn, rt.registry.attribution_models, ids, window_days=settings.window_days)
     if settings.recompute_requested_at is not None:
@@ -146,7 +149,7 @@ async def consume_feed(rt: Runtime, *, settle: timedelta = feed.SETTLE) -> dict[
         rows = await feed.read(session, consumer.position, limit=BATCH, entities=ENTITIES, settle=settle)
         if not rows:
             return {"full_pass": 0, "rows": 0, "sales": 0, "credited": 0, "errors": 0}
-        conn = await _conn(session)
+        conn = await session.connection()
         ids = await _sales_to_recompute(conn, rows, timedelta(days=settings.window_days))
         result = await recompute_sales(conn, rt.registry.attribution_models, ids, window_days=settings.window_days)
         await feed.advance(session, CONSUMER, rows[-1].id)  # type: ignore[arg-type]
@@ -159,7 +162,7 @@ async def recompute(rt: Runtime, sale_ids: Iterable[int]) -> RecomputeResult:
     async with rt.db.transaction() as session:
         await feed.claim(session, CONSUMER)
         settings = await load_attribution_settings(session)
-        return await recompute_sales(await _conn(session), rt.registry.attribution_models, sale_ids,
+        return await recompute_sales(await session.connection(), rt.registry.attribution_models, sale_ids,
                                      window_days=settings.window_days)
 
 
