@@ -4,6 +4,7 @@ person on the real app, a real server in a thread for the browser, and screensho
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
@@ -27,6 +28,15 @@ from core.web import create_app
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "correct-horse-battery"
+SCREEN_SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def screenshot_dir() -> Path:
+    """docs/screenshots/ with ``CLASP_TEST_SCREENSHOTS=1`` (refreshing the documentation), else
+    test-artifacts/screens/."""
+    out = ROOT / "docs" / "screenshots" if os.environ.get("CLASP_TEST_SCREENSHOTS") == "1" else ARTIFACTS / "screens"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the org

@@ -19,7 +19,16 @@ from core.models import AuditLog, ClientContact, Outreach
 from core.runtime import Runtime
 from core.settings import Settings
 from core.web import create_app
-from tests.admin.conftest import Org, Panel, ServedApp, build_org, runtime_with, text_of
+from tests.admin.conftest import (
+    SCREEN_SIZES,
+    Org,
+    Panel,
+    ServedApp,
+    build_org,
+    runtime_with,
+    screenshot_dir,
+    text_of,
+)
 from tests.twilio.fixtures import Sandbox, add_twilio, serve_sandbox, wait_for
 
 ADA_PHONE = "+12125550134"
@@ -323,17 +332,6 @@ def sample_png(width: int = 240, height: int = 180) -> bytes:
     )
 
 
-def shots() -> Any:
-    """docs/screenshots/ with CLASP_TEST_SCREENSHOTS=1 (as tests/admin/test_screenshots.py), else test-artifacts/."""
-    import os
-
-    from tests.admin.conftest import ARTIFACTS, ROOT
-
-    out = ROOT / "docs" / "screenshots" if os.environ.get("CLASP_TEST_SCREENSHOTS") == "1" else ARTIFACTS / "screens"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 @pytest.mark.browser
 async def test_a_person_texts_a_client_sees_it_delivered_and_the_reply_arrive(live: Live, page: Any) -> None:
     from playwright.async_api import expect
@@ -380,7 +378,7 @@ async def test_a_person_texts_a_client_sees_it_delivered_and_the_reply_arrive(li
     row = page.locator("#inbox a.convo", has_text="Ada Ames")
     await expect(row).to_contain_text("pick it up Saturday", timeout=20_000)
     await expect(page.locator(".count-for-you")).to_have_text("1")
-    await page.screenshot(path=str(shots() / "inbox-desktop.png"), full_page=True)
+    await page.screenshot(path=str(screenshot_dir() / "inbox-desktop.png"), full_page=True)
     await row.click()
     reply = page.locator("#thread .msg-inbound").last
     await expect(reply).to_contain_text("Can I pick it up Saturday morning?")
@@ -399,8 +397,8 @@ async def test_a_person_texts_a_client_sees_it_delivered_and_the_reply_arrive(li
         ).all()
     assert unread == []
 
-    out = shots()
-    for label, size in (("desktop", {"width": 1280, "height": 900}), ("phone", {"width": 390, "height": 844})):
+    out = screenshot_dir()
+    for label, size in SCREEN_SIZES.items():
         await page.set_viewport_size(size)
         await page.reload()
         await expect(page.locator("#thread .msg").last).to_contain_text("Perfect")
@@ -428,7 +426,7 @@ async def test_a_manager_files_a_text_from_an_unknown_number_under_a_client(live
     await unknown.get_by_text("Attach to a client").click()
     await unknown.get_by_label("Find a client").fill("Ben")
     await expect(unknown.get_by_role("button", name="Attach to Ben Bell")).to_be_visible()
-    await page.screenshot(path=str(shots() / "inbox-unknown-desktop.png"), full_page=True)
+    await page.screenshot(path=str(screenshot_dir() / "inbox-unknown-desktop.png"), full_page=True)
     await unknown.get_by_role("button", name="Attach to Ben Bell").click()
     await expect(page.get_by_role("heading", name="Messages with Ben Bell")).to_be_visible()
     await expect(page.get_by_text(f"Filed 1 message from {STRANGER} under Ben Bell.")).to_be_visible()

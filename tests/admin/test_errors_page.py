@@ -239,11 +239,9 @@ async def test_browser_edit_a_phone_and_replay_an_error(
     """A person edits a client's phone and sees it saved; an owner replays an error after the fix.
     Screenshots of the Errors and Duplicates pages (1280 wide) land in test-artifacts/screens/, or in
     docs/screenshots/ with CLASP_TEST_SCREENSHOTS=1."""
-    import os
-
     from playwright.async_api import expect
 
-    from tests.admin.conftest import ARTIFACTS, PASSWORD, ROOT, runtime_with
+    from tests.admin.conftest import PASSWORD, runtime_with, screenshot_dir
     from tests.testpos import plugin as testpos_plugin
 
     org = await build_org(pos_rt)
@@ -265,8 +263,7 @@ async def test_browser_edit_a_phone_and_replay_an_error(
     await add_duplicate_pairs(pos_rt, org)
     [error] = [e for e in (await open_errors(pos_rt)).values() if e.external_id == "TBAD1"]
     clasp = serve(lambda url: create_app(runtime_with(settings.model_copy(update={"base_url": url}), testpos_plugin)))
-    out = ROOT / "docs" / "screenshots" if os.environ.get("CLASP_TEST_SCREENSHOTS") == "1" else ARTIFACTS / "screens"
-    out.mkdir(parents=True, exist_ok=True)
+    out = screenshot_dir()
 
     await page.goto(clasp.url + "/admin/errors")
     await page.get_by_label("Email").fill(org.users["owner"])

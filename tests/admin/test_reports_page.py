@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 import re
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from core.runtime import Runtime
 from core.settings import Settings
 from core.users import create_user
 from core.web import create_app
-from tests.admin.conftest import ARTIFACTS, PASSWORD, ROOT, Panel, ServedApp, runtime_with, text_of
+from tests.admin.conftest import PASSWORD, SCREEN_SIZES, Panel, ServedApp, runtime_with, screenshot_dir, text_of
 from tests.test_attribution_reports import LAST_TOUCH, Chain, build_chain, expect
 
 PERIOD = "from=2026-03-01&to=2026-03-14"
@@ -300,9 +299,8 @@ async def test_reports_page_in_the_browser(
         email = await busy_month(rt)
     finally:
         await rt.close()
-    out = ROOT / "docs" / "screenshots" if os.environ.get("CLASP_TEST_SCREENSHOTS") == "1" else ARTIFACTS / "screens"
-    out.mkdir(parents=True, exist_ok=True)
-    for label, viewport in {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}.items():
+    out = screenshot_dir()
+    for label, viewport in SCREEN_SIZES.items():
         context = await browser.new_context(viewport=viewport, device_scale_factor=1)
         page = await context.new_page()
         await page.goto(clasp.url + "/admin/sign-in")

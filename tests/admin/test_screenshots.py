@@ -6,7 +6,6 @@ The test also checks that a phone gets a layout without sideways scrolling.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,11 +18,10 @@ from core.models import Associate, Client, Connector, Location, Sale, SyncError,
 from core.runtime import Runtime
 from core.settings import Settings
 from core.web import create_app
-from tests.admin.conftest import ARTIFACTS, PASSWORD, ROOT, ServedApp, build_org, runtime_with
+from tests.admin.conftest import PASSWORD, SCREEN_SIZES, ServedApp, build_org, runtime_with, screenshot_dir
 
 pytestmark = pytest.mark.browser
 
-WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 FIRST = ["Olivia", "Liam", "Emma", "Noah", "Ava", "Mateo", "Sofia", "Lucas", "Mia", "Ethan", "Grace", "Leo"]
 LAST = ["Martin", "Nguyen", "Garcia", "Okafor", "Rossi", "Kowalski", "Haddad", "Silva", "Berg", "Tanaka"]
 
@@ -160,14 +158,13 @@ async def test_dashboard_and_connector_screenshots(
         ids = await demo_data(rt)
     finally:
         await rt.close()
-    out = ROOT / "docs" / "screenshots" if os.environ.get("CLASP_TEST_SCREENSHOTS") == "1" else ARTIFACTS / "screens"
-    out.mkdir(parents=True, exist_ok=True)
+    out = screenshot_dir()
     pages = {
         "dashboard": "/admin",
         "connectors": "/admin/connectors",
         "connector": f"/admin/connectors/{ids['uptown']}",
     }
-    for label, viewport in WIDTHS.items():
+    for label, viewport in SCREEN_SIZES.items():
         context = await browser.new_context(viewport=viewport, device_scale_factor=1)
         page = await context.new_page()
         await page.goto(clasp.url + "/admin/sign-in")
