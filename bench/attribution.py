@@ -30,13 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import text
 
-from core import migrate
-from core.db import Database
+from bench.pgdb import PG, bench_database
 from core.plugins import load_plugins
 from core.runtime import create_runtime
 from core.settings import Settings
 
-PG = "postgresql://postgres@127.0.0.1:5432"
 FEED_SALES = 10_000
 
 
@@ -99,22 +97,7 @@ def generate_sql(clients: int, per_client: int) -> list[str]:
 
 
 async def prepare(dbname: str, clients: int, per_client: int, keep: bool) -> tuple[Settings, int]:
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname)
-        if exists and not keep:
-            await admin.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
-            exists = False
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{dbname}"')
-    finally:
-        await admin.close()
-    settings = Settings(database_url=f"{PG}/{dbname}", data_dir=Path("/tmp/clasp-bench-attribution"),
-                        redis_url="redis://127.0.0.1:6379/14")
-    if not exists:
-        db = Database(settings)
-        await migrate.upgrade(db)
-        await db.dispose()
+    settings, exists = await bench_database(dbname, "/tmp/clasp-bench-attribution", keep=keep)
     conn = await asyncpg.connect(f"{PG}/{dbname}")
     try:
         if not exists:

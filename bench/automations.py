@@ -28,13 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import asyncpg
 from sqlalchemy import text
 
-from core import migrate
-from core.db import Database
+from bench.pgdb import PG, bench_database
 from core.plugins import load_plugins
 from core.runtime import create_runtime
 from core.settings import Settings
 
-PG = "postgresql://postgres@127.0.0.1:5432"
 NOW = datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
 TARGET_SECONDS = 10.0
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London",
@@ -84,24 +82,10 @@ def generate_sql(clients: int, per_client: int) -> list[str]:
 
 
 async def prepare(dbname: str, clients: int, per_client: int, keep: bool) -> Settings:
-    admin = await asyncpg.connect(f"{PG}/postgres")
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname)
-        if exists and not keep:
-            await admin.execute(f'DROP DATABASE "{dbname}" WITH (FORCE)')
-            exists = False
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{dbname}"')
-    finally:
-        await admin.close()
-    settings = Settings(database_url=f"{PG}/{dbname}", data_dir=Path("/tmp/clasp-bench-automations"),
-                        redis_url="redis://127.0.0.1:6379/14")
+    settings, exists = await bench_database(dbname, "/tmp/clasp-bench-automations", keep=keep)
     if exists:
         print(f"reusing {dbname}")
         return settings
-    db = Database(settings)
-    await migrate.upgrade(db)
-    await db.dispose()
     conn = await asyncpg.connect(f"{PG}/{dbname}")
     try:
         started = time.perf_counter()
