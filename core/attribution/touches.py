@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import feed
+from core.models import Outreach
 
 
 async def touch_changed(
@@ -31,3 +32,10 @@ async def touch_changed(
         return
     await feed.append(session, entity=entity, entity_id=entity_id, op="update",
                       changes={"state": state, "client_id": client_id, "at": at.isoformat()}, origin=origin)
+
+
+async def text_delivered(session: AsyncSession, row: Outreach, *, origin: str) -> None:
+    """After a provider's report moved ``row`` forward: record the touch if it is now delivered."""
+    if row.state == "delivered":
+        await touch_changed(session, entity="outreach", entity_id=row.id, client_id=row.client_id,
+                            at=row.delivered_at, state=row.state, origin=origin)

@@ -27,7 +27,7 @@ def recompute(sale_ids: tuple[int, ...]) -> None:
     sales, credited, rows, errors = run_with_runtime(go)
     click.echo(f"{sales} sale(s) looked at, {credited} credited, {rows} credit row(s).")
     for problem in errors:
-        click.echo(f"error: {problem} (in the error queue: clasp errors list --stage attribution)", err=True)
+        click.echo(f"error: {problem} (in the error queue: clasp errors list)", err=True)
 
 
 @attribution.command("catch-up")

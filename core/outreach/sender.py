@@ -30,7 +30,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.attribution.touches import touch_changed
+from core.attribution.touches import text_delivered
 from core.models import Client, Connector, Location, Outreach, SyncError, utcnow
 from core.outreach import consent, rules, status
 from core.outreach.outbox import text_address
@@ -326,7 +326,7 @@ async def record_result(
                 row.provider_id = result.provider_id
             delivery = "delivered" if result.state == "delivered" else "queued"
             if status.advance(row, delivery, provider_status=result.provider_status or result.state, at=now):
-                await _delivered(session, row, source)
+                await text_delivered(session, row, origin=source)
             if row.sent_at is None:
                 row.sent_at = now
             report.sent.append(outreach_id)
@@ -445,19 +445,13 @@ async def _reconcile_one(
             else:
                 delivery = "delivered" if found.state == "delivered" else "queued"
                 if status.advance(row, delivery, provider_status=found.provider_status or found.state, at=now):
-                    await _delivered(session, row, "reconcile")
+                    await text_delivered(session, row, origin="reconcile")
                 row.state_reason = "recovered after an interrupted send: the provider had it"
             report.reconciled.append(oid)
         else:
             _finish(row, "review", problem + ". Check the provider's log, then requeue it or leave it.", now)
             report.review.append(oid)
         session.add(row)
-
-
-async def _delivered(session: AsyncSession, row: Outreach, origin: str) -> None:
-    if row.state == "delivered":
-        await touch_changed(session, entity="outreach", entity_id=row.id, client_id=row.client_id,
-                            at=row.delivered_at, state=row.state, origin=origin)
 
 
 async def _provider_id_taken(session: AsyncSession, provider_id: str, outreach_id: int) -> bool:

@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 
-from core.attribution.touches import touch_changed
+from core.attribution.touches import text_delivered
 from core.connectors import context_for
 from core.models import Connector, Outreach
 from core.outreach import inbound, status
@@ -135,9 +135,8 @@ async def apply_status(rt: Runtime, connector_id: int, event: Any, outreach_hint
             )
         if changed:
             session.add(row)
-            if row.state == "delivered" and event.state in ("delivered", "read"):
-                await touch_changed(session, entity="outreach", entity_id=row.id, client_id=row.client_id,
-                                    at=row.delivered_at, state=row.state, origin=f"connector:{connector_id}")
+            if event.state in ("delivered", "read"):
+                await text_delivered(session, row, origin=f"connector:{connector_id}")
         return row
 
 
