@@ -278,7 +278,8 @@ async def sale_page(request: Request[Any, Any, Any], sale_id: FromPath[int]) -> 
             .join(Connector, col(Connector.id) == ExternalRef.connector_id)
             .where(col(ExternalRef.object_type) == "sale", col(ExternalRef.unified_id) == sale_id)
         )).all()
-        credit = await _credit(session, sale, runtime_of(request).registry.attribution_models)
+        # row[2]: the sale's store timezone, already read with the sale.
+        credit = await _credit(session, sale.id, row[2], runtime_of(request).registry.attribution_models)
     view = _sale_view(row, lines)
     for line in view["lines"]:
         parent = parents.get(line["parent_line_id"]) if line["parent_line_id"] else None
@@ -294,21 +295,18 @@ async def sale_page(request: Request[Any, Any, Any], sale_id: FromPath[int]) -> 
     return render(request, "sales/detail.html", context)
 
 
-async def _credit(session: Any, sale: Sale, models: Any) -> list[dict[str, Any]]:
-    """Which touches each attribution model credited for this sale, for the "Credited to" block."""
+async def _credit(session: Any, sale_id: int, tz: str | None, models: Any) -> list[dict[str, Any]]:
+    """Which touches each attribution model credited for this sale, for the "Credited to" block;
+    times in the sale's store timezone ``tz``."""
     stmt = (
         select(Attribution, Associate.first_name, Associate.last_name, Location.name, Outreach.channel, Task.kind)
         .outerjoin(Associate, col(Associate.id) == Attribution.associate_id)
         .outerjoin(Location, col(Location.id) == Attribution.outreach_location_id)
         .outerjoin(Outreach, col(Outreach.id) == Attribution.outreach_id)
         .outerjoin(Task, col(Task.id) == Attribution.task_id)
-        .where(col(Attribution.sale_id) == sale.id)
+        .where(col(Attribution.sale_id) == sale_id)
         .order_by(col(Attribution.model), col(Attribution.weight).desc(), col(Attribution.touch_at).desc())
     )
-    tz = None
-    if sale.location_id:
-        loc = await session.get(Location, sale.location_id)
-        tz = loc.timezone if loc else None
     out = []
     for a, first, last, store, channel, task_kind in (await session.exec(stmt)).all():
         model = models.get(a.model)
