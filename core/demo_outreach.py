@@ -24,10 +24,10 @@ from sqlalchemy import insert, select
 
 from core import app_settings
 from core.attribution.jobs import recompute_all
+from core.demo import SETTING_KEY
 from core.models import Associate, Client, ClientContact, Outreach, Sale, Task, utcnow
 from core.runtime import Runtime
 
-SETTING_KEY = "demo"
 DONE_KEY = "outreach_history"
 
 TEXTS = (
