@@ -30,7 +30,7 @@ from core.runtime import Runtime
 from core.sync import lease, pipeline
 from core.sync.context import MustWait
 from core.sync.exceptions import LeaseLost, SyncBusy, SyncFailed, SyncRefused
-from core.sync.ingest import Decoded, PageResult, decode_page, describe, ingest_page
+from core.sync.ingest import Decoded, PageResult, decode_page_async, describe, ingest_page
 from core.sync.options import SyncOptions
 from core.sync.progress import ProgressCallback, RunTracker, notify
 from core.sync.replay import retry_unresolved
@@ -455,7 +455,7 @@ async def prefetch(stream: Stream, pages: AsyncIterator[Page]) -> AsyncIterator[
     async def produce() -> None:
         try:
             async for page in pages:
-                await queue.put((page, decode_page(stream, page.records)))
+                await queue.put((page, await decode_page_async(stream, page.records)))
             await queue.put(done)
         except Exception as exc:
             await queue.put(exc)

@@ -9,6 +9,7 @@ savepoints.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,8 +106,27 @@ def decode_page(stream: Stream, payloads: Sequence[Any]) -> Decoded:
     """Decode and hash a page's payloads; no database work, so it can run ahead of the commit."""
     outcomes: list[Outcome | None] = [None] * len(payloads)
     items: list[Item] = []
+    _decode_into(stream, payloads, 0, len(payloads), outcomes, items)
+    return outcomes, items
+
+
+async def decode_page_async(stream: Stream, payloads: Sequence[Any], slice_size: int = 50) -> Decoded:
+    """``decode_page`` in slices, yielding to the event loop between them: it runs beside the commit
+    of the previous page, whose statements would otherwise wait for the whole page to decode before
+    the loop could send them."""
+    outcomes: list[Outcome | None] = [None] * len(payloads)
+    items: list[Item] = []
+    for start in range(0, len(payloads), slice_size):
+        _decode_into(stream, payloads, start, min(len(payloads), start + slice_size), outcomes, items)
+        await asyncio.sleep(0)
+    return outcomes, items
+
+
+def _decode_into(stream: Stream, payloads: Sequence[Any], start: int, end: int,
+                 outcomes: list[Outcome | None], items: list[Item]) -> None:
     expected = RECORD_TYPES.get(stream.object_type, object)
-    for index, payload in enumerate(payloads):
+    for index in range(start, end):
+        payload = payloads[index]
         try:
             record = stream.decode(payload)
             if not isinstance(record, expected):
@@ -115,7 +135,6 @@ def decode_page(stream: Stream, payloads: Sequence[Any]) -> Decoded:
             outcomes[index] = Outcome.failed(describe(exc), "decode")
             continue
         items.append(Item(index, payload, record, record_hash(record)))
-    return outcomes, items
 
 
 async def ingest_page(
