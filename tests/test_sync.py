@@ -332,3 +332,31 @@ async def test_disabled_connector_is_refused(pos_rt: Runtime, fake_pos: FakePOS)
         await run_sync(pos_rt, cid, options=FAST)
     with pytest.raises(SyncRefused, match="no connector"):
         await run_sync(pos_rt, "nope", options=FAST)
+
+
+async def test_removing_a_connector_deletes_its_references_and_keeps_the_data(
+    pos_rt: Runtime, fake_pos: FakePOS
+) -> None:
+    from core.connectors import get_connector, remove_connector
+
+    fake_pos.generate(shops=1, employees=2, customers=6, items=4, sales=8)
+    gone = await add_testpos(pos_rt, fake_pos, name="Closing store")
+    kept = await add_testpos(pos_rt, fake_pos, name="Main store")
+    assert (await run_sync(pos_rt, gone, options=FAST)).status == "succeeded"
+    assert (await run_sync(pos_rt, kept, options=FAST)).status == "succeeded"
+    kept_refs = await count(pos_rt, ExternalRef, ExternalRef.connector_id == kept)
+    sales, feed_rows = await count(pos_rt, Sale), await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone)
+    assert kept_refs > 0 and await count(pos_rt, ExternalRef, ExternalRef.connector_id == gone) == kept_refs
+    assert feed_rows > 0
+
+    async with pos_rt.db.transaction() as session:
+        await remove_connector(session, await get_connector(session, gone))
+
+    assert await count(pos_rt, Connector, Connector.id == gone) == 0
+    assert await count(pos_rt, ExternalRef, ExternalRef.connector_id == gone) == 0
+    assert await count(pos_rt, ExternalRef, ExternalRef.connector_id == kept) == kept_refs
+    assert await count(pos_rt, Sale) == sales
+    # The feed is history: its rows still say which connector they came from, so the writeback can
+    # never mistake them for edits made in Clasp.
+    assert await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone) == feed_rows
+    assert await count(pos_rt, Checkpoint, Checkpoint.connector_id == gone) == 0

@@ -243,7 +243,7 @@ def remove(name: str, yes: bool) -> None:
     Unified clients, sales and outreach stay; they simply lose their link to this connector.
     """
     from core import audit
-    from core.connectors import get_connector
+    from core.connectors import get_connector, remove_connector
     from core.models import utcnow
 
     async def lookup(rt: Runtime) -> tuple[int, str, str]:
@@ -276,7 +276,7 @@ def remove(name: str, yes: bool) -> None:
                 target_id=row.id,
                 details={"name": row.name, "type": row.type},
             )
-            await session.delete(row)
+            await remove_connector(session, row)
 
     run_with_runtime(go)
     click.echo(f"Removed connector {shown!r}.")

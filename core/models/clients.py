@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from core.models.base import fk, id_field, in_check, json_field, ts
+from core.models.base import fk, id_field, in_check, json_field, ref_id, ts
 
 CONTACT_KINDS = ("email", "phone")
 CONSENT_CHANNELS = ("sms", "email", "call")
@@ -76,7 +76,8 @@ class ExternalRef(SQLModel, table=True):
     )
 
     id: int | None = id_field()
-    connector_id: int = fk("connector.id", ondelete="CASCADE", index=False)
+    # No foreign key: see ref_id. The unique key below starts with it, so a connector's refs are found fast.
+    connector_id: int = ref_id()
     object_type: str = Field(max_length=20)
     external_id: str = Field(sa_column=Column(String(255), nullable=False))
     unified_id: int

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, Column, Index, String
 from sqlmodel import Field, SQLModel
 
-from core.models.base import fk, id_field, in_check, json_field, ts
+from core.models.base import fk, id_field, in_check, json_field, ref_id, ts
 
 FEED_OPS = ("insert", "update", "delete", "merge", "unmerge")
 
@@ -31,7 +31,9 @@ class ChangeFeed(SQLModel, table=True):
     # Who made the change: "connector:<id>", "user:<id>", "api:<token id>", "system".
     origin: str = Field(max_length=100)
     # Set when the change came from a connector: that connector's writeback must not echo it back.
-    origin_connector_id: int | None = fk("connector.id", nullable=True, ondelete="SET NULL", index=False)
+    # No foreign key (see ref_id): the feed is history, and a removed connector's id is never reused,
+    # so its rows keep saying where they came from instead of turning into edits of unknown origin.
+    origin_connector_id: int | None = ref_id(nullable=True)
     created_at: datetime = ts()
 
 
