@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Connector, ExternalRef, utcnow
+from core.models import Connector, ExternalRef, SaleLine, utcnow
 from core.plugin import ConnectorSettings, ConnectorType
 from core.runtime import Runtime
 from core.secrets import decrypt_json, encrypt_json, mask
@@ -125,13 +125,16 @@ async def add_connector(
 async def remove_connector(session: AsyncSession, connector: Connector) -> None:
     """Delete a connector with its checkpoints, sync history, error queue and external references.
 
-    Unified records stay; they lose their link to this connector. The references have no foreign key
+    Unified records stay; they lose their link to this connector (its references, and the POS ids of
+    the sale lines it brought). The references have no foreign key
     (see ``core.models.base.ref_id``), so they are deleted here, after the connector's row is locked:
     every sync page renews the lease under that lock before it writes, so none can add a reference
     after this transaction commits.
     """
     await session.exec(select(Connector.id).where(Connector.id == connector.id).with_for_update())  # type: ignore[arg-type]
-    await session.exec(delete(ExternalRef).where(col(ExternalRef.connector_id) == connector.id))
+    await session.exec(delete(ExternalRef).where(col(ExternalRef.connector_id) == connector.id))  # type: ignore[call-overload]
+    await session.exec(update(SaleLine).where(col(SaleLine.connector_id) == connector.id)  # type: ignore[call-overload]
+                       .values(connector_id=None, external_id=None))
     await session.delete(connector)
     await session.flush()
 

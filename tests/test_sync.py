@@ -37,6 +37,10 @@ async def count(rt: Runtime, model: Any, *where: Any) -> int:
 
 
 async def unified_id(rt: Runtime, connector_id: int, object_type: str, ext: str) -> int | None:
+    if object_type == "sale_line":  # lines carry their POS id themselves
+        stmt = select(SaleLine.id).where(SaleLine.connector_id == connector_id, SaleLine.external_id == ext)
+        async with rt.db.engine.connect() as conn:
+            return (await conn.execute(stmt)).scalar_one_or_none()
     stmt = select(ExternalRef.unified_id).where(
         ExternalRef.connector_id == connector_id, ExternalRef.object_type == object_type,
         ExternalRef.external_id == ext)
@@ -345,7 +349,10 @@ async def test_removing_a_connector_deletes_its_references_and_keeps_the_data(
     assert (await run_sync(pos_rt, gone, options=FAST)).status == "succeeded"
     assert (await run_sync(pos_rt, kept, options=FAST)).status == "succeeded"
     kept_refs = await count(pos_rt, ExternalRef, ExternalRef.connector_id == kept)
-    sales, feed_rows = await count(pos_rt, Sale), await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone)
+    kept_lines = await count(pos_rt, SaleLine, SaleLine.connector_id == kept)
+    assert kept_lines > 0 and await count(pos_rt, SaleLine, SaleLine.connector_id == gone) == kept_lines
+    sales = await count(pos_rt, Sale)
+    feed_rows = await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone)
     assert kept_refs > 0 and await count(pos_rt, ExternalRef, ExternalRef.connector_id == gone) == kept_refs
     assert feed_rows > 0
 
@@ -356,6 +363,10 @@ async def test_removing_a_connector_deletes_its_references_and_keeps_the_data(
     assert await count(pos_rt, ExternalRef, ExternalRef.connector_id == gone) == 0
     assert await count(pos_rt, ExternalRef, ExternalRef.connector_id == kept) == kept_refs
     assert await count(pos_rt, Sale) == sales
+    # Its sale lines stay, without the POS ids that tied them to it.
+    assert await count(pos_rt, SaleLine, SaleLine.connector_id == gone) == 0
+    assert await count(pos_rt, SaleLine, SaleLine.external_id.is_(None)) == kept_lines  # type: ignore[union-attr]
+    assert await count(pos_rt, SaleLine, SaleLine.connector_id == kept) == kept_lines
     # The feed is history: its rows still say which connector they came from, so the writeback can
     # never mistake them for edits made in Clasp.
     assert await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone) == feed_rows

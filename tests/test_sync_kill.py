@@ -155,6 +155,11 @@ async def dump(rt: Runtime, cid: int) -> dict[str, Any]:
         # the two stores. Whether the hash is set is compared here; what it covers is compared below.
         refs.append((otype, ext, (phash is not None) if otype == "client" else phash))
 
+    # Sale lines carry their POS id themselves.
+    for lid, ext in await rows(rt, f"SELECT id, external_id FROM sale_line WHERE connector_id={cid}"):
+        names["sale_line"][lid] = ext
+        refs.append(("sale_line", ext, None))
+
     def name(kind: str, ident: Any) -> Any:
         return None if ident is None else names[kind].get(int(ident), f"<unnamed {kind}>")
 

@@ -71,11 +71,11 @@ def fk(target: str, *, nullable: bool = False, ondelete: str | None = None, inde
 def ref_id(*, nullable: bool = False) -> Any:
     """An id column that points at another table's row without a foreign key.
 
-    For bookkeeping columns written several times per ingested record (``external_ref.connector_id``,
-    ``change_feed.origin_connector_id``): PostgreSQL checks a foreign key row by row, and these checks
-    were a fifth of the server's work per ingested sale. The writers hold the connector's row lock
-    while they write (the sync lease), so the row cannot vanish under them, and removing a connector
-    deletes its references itself (``core.connectors.remove_connector``).
+    For bookkeeping columns written with every ingested record (``external_ref.connector_id``,
+    ``sale_line.connector_id``, ``change_feed.origin_connector_id``): PostgreSQL checks a foreign key
+    row by row, and these checks were a fifth of the server's work per ingested sale. The writers hold
+    the connector's row lock while they write (the sync lease), so the row cannot vanish under them,
+    and removing a connector deletes its references itself (``core.connectors.remove_connector``).
     """
     return Field(default=None, sa_column=Column(IdType, nullable=nullable))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy import CheckConstraint, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from core.models.base import fk, id_field, in_check, ts
+from core.models.base import fk, id_field, in_check, ref_id, ts
 
 SALE_CHANNELS = ("store", "ecom")
 # Only "completed" counts as revenue; layaways and quotes are open commitments, voids never happened.
@@ -47,6 +47,10 @@ class SaleLine(SQLModel, table=True):
         # no longer pays for an entry of NULL.
         Index("ix_sale_line_parent_line_id", "parent_line_id",
               postgresql_where=text("parent_line_id IS NOT NULL"), sqlite_where=text("parent_line_id IS NOT NULL")),
+        # A line's id in its POS, unique per connector like an external reference (a refund names the
+        # line it returns by it). Kept on the line rather than in external_ref: two fewer rows, six
+        # fewer index entries and two fewer round trips per ingested sale.
+        UniqueConstraint("connector_id", "external_id"),
     )
 
     id: int | None = id_field()
@@ -59,3 +63,7 @@ class SaleLine(SQLModel, table=True):
     unit_price_minor: int = 0
     total_minor: int = 0
     parent_line_id: int | None = fk("sale_line.id", nullable=True, ondelete="SET NULL", index=False)
+    # The connector the line came from (no foreign key, see ref_id) and its id there; both null for a
+    # line that came from no connector.
+    connector_id: int | None = ref_id(nullable=True)
+    external_id: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))

@@ -3,8 +3,9 @@
 References are resolved in bulk: locations are created when unknown (a new shop), while an unknown
 associate, client, product or refunded line sends the sale to the error queue as an
 ``unresolved_reference`` — those are retried automatically at the end of every run, so a sale that
-raced ahead of its customer is stored as soon as the customer has been synced. Lines keep their own
-external references so a refund line can point at the line it refunds, in this sale or another.
+raced ahead of its customer is stored as soon as the customer has been synced. Lines keep their POS id
+(``sale_line.external_id``, unique per connector) so a refund line can point at the line it refunds, in
+this sale or another.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import delete, select
 
 from core.models import Sale, SaleLine
 from core.sync import refs as refs_mod
-from core.sync.bulk import in_values, insert_rows, update_rows
+from core.sync.bulk import in_values, insert_rows, is_pg, update_rows
 from core.sync.context import CREATED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
 from core.sync.upsert_base import fresh_items
 from core.sync.upsert_org import ensure_locations
@@ -46,8 +47,7 @@ class Refs:
     associates: dict[str, refs_mod.Ref]
     clients: dict[str, refs_mod.Ref]
     products: dict[str, refs_mod.Ref]
-    lines: dict[str, refs_mod.Ref]
-    line_sale: dict[int, int]  # existing line id → its sale id
+    lines: dict[str, tuple[int, int]]  # line external id → (line id, its sale id), for lines stored before
 
 
 async def upsert_sales(ux: UpsertContext, items: list[Item]) -> dict[int, Outcome]:
@@ -81,12 +81,7 @@ async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo
             refs_mod.ref_t.c.id.in_([found[i.external_id].id for i in orphans])))
         for i in orphans:
             del found[i.external_id]
-        # Their lines went with them (ON DELETE CASCADE); their line references must go too.
-        line_exts = [ln.external_id for i in orphans for ln in i.record.lines]
-        for part in refs_mod.chunks(line_exts):
-            await ux.conn.execute(delete(refs_mod.ref_t).where(
-                refs_mod.ref_t.c.connector_id == ux.connector_id, refs_mod.ref_t.c.object_type == "sale_line",
-                refs_mod.ref_t.c.external_id.in_(part)))
+        # Their lines, with their POS ids, went with them (ON DELETE CASCADE).
     return current
 
 
@@ -103,19 +98,31 @@ async def _resolve(ux: UpsertContext, todo: list[Item], found: dict[str, refs_mo
     # index turns into an error for that one sale (see ingest's record-by-record isolation).
     line_ids = [ln.external_id for i in todo if i.external_id in found for ln in i.record.lines]
     line_ids += [ln.parent_line_external_id for r in recs for ln in r.lines]
-    lines = await refs_mod.lookup(ux.conn, cid, "sale_line", line_ids)
-    line_sale: dict[int, int] = {}
-    for part in refs_mod.chunks(sorted({r.unified_id for r in lines.values()})):
-        rows = await ux.conn.execute(
-            select(line_t.c.id, line_t.c.sale_id).where(in_values(ux.conn, line_t.c.id, list(part))))
-        line_sale.update({lid: sid for lid, sid in rows})
-    stale = [ext for ext, ref in lines.items() if ref.unified_id not in line_sale]
-    if stale:
-        await ux.before_writes()
-        await ux.conn.execute(delete(refs_mod.ref_t).where(refs_mod.ref_t.c.id.in_([lines[e].id for e in stale])))
-        for ext in stale:
-            del lines[ext]
-    return Refs(locations, associates, clients, products, lines, line_sale)
+    lines = await lookup_lines(ux.conn, cid, line_ids)
+    return Refs(locations, associates, clients, products, lines)
+
+
+async def lookup_lines(conn: Any, connector_id: int, external_ids: list[str | None]) -> dict[str, tuple[int, int]]:
+    """Stored lines by POS id: external id → (line id, sale id)."""
+    wanted = sorted({e for e in external_ids if e is not None})
+    found: dict[str, tuple[int, int]] = {}
+    if not wanted:
+        return found
+    if is_pg(conn):
+        # One probe of the unique key per id, whatever the statistics say (see refs.lookup).
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        rows = await driver.fetch(
+            "SELECT k.ext, l.id, l.sale_id FROM unnest($1::text[]) AS k(ext) CROSS JOIN LATERAL ("
+            "SELECT id, sale_id FROM sale_line WHERE connector_id = $2 AND external_id = k.ext LIMIT 1) AS l",
+            wanted, connector_id,
+        )
+        return {ext: (lid, sid) for ext, lid, sid in rows}
+    for part in refs_mod.chunks(wanted):
+        rows = await conn.execute(select(line_t.c.external_id, line_t.c.id, line_t.c.sale_id).where(
+            line_t.c.connector_id == connector_id, line_t.c.external_id.in_(part)))
+        found.update({ext: (lid, sid) for ext, lid, sid in rows})
+    return found
 
 
 def _plan(
@@ -124,7 +131,7 @@ def _plan(
 ) -> dict[int, Plan]:
     plans: dict[int, Plan] = {}
     associates, clients, products, locations = refs.associates, refs.clients, refs.products, refs.locations
-    ref_lines, line_sale = refs.lines, refs.line_sale
+    stored_lines = refs.lines
     for item in todo:
         rec = item.record
         ref = found.get(rec.external_id)
@@ -158,8 +165,8 @@ def _plan(
             if ext in plan.lines:
                 reasons.append(f"line id {ext!r} appears twice in the sale")
                 continue
-            owner_ref = ref_lines.get(ext)
-            if owner_ref is not None and line_sale.get(owner_ref.unified_id) != sale_id:
+            stored = stored_lines.get(ext)
+            if stored is not None and stored[1] != sale_id:
                 reasons.append(f"line id {ext!r} already belongs to another sale")
             product = products.get(line.product_external_id) if line.product_external_id else None
             if line.product_external_id and product is None:
@@ -244,24 +251,25 @@ async def _write_lines(
     ux: UpsertContext, plans: dict[int, Plan], refs: Refs, new_ids: dict[int, int], outcomes: dict[int, Outcome]
 ) -> None:
     existing_sales = [p for idx, p in plans.items() if idx not in new_ids]
-    current, current_ext = await _current_lines(ux, [p.sale_id for p in existing_sales if p.sale_id])
+    current = await _current_lines(ux, [p.sale_id for p in existing_sales if p.sale_id])
     inserts: list[tuple[str, dict[str, Any]]] = []
     updates: list[dict[str, Any]] = []
     removed: list[int] = []
-    line_ids: dict[str, int] = {ext: ref.unified_id for ext, ref in refs.lines.items()}
+    line_ids: dict[str, int] = {ext: lid for ext, (lid, _) in refs.lines.items()}
     for idx, plan in plans.items():
         have = current.get(plan.sale_id, {}) if idx not in new_ids else {}
-        have_by_ext = {current_ext[lid]: row for lid, row in have.items() if lid in current_ext}
+        have_by_ext = {row["external_id"]: row for row in have.values() if row["connector_id"] == ux.connector_id}
         lines_changed = False
         for ext, values in plan.lines.items():
             row = have_by_ext.get(ext)
             if row is None:
-                inserts.append((ext, {**values, "sale_id": plan.sale_id, "parent_line_id": None}))
+                inserts.append((ext, {**values, "sale_id": plan.sale_id, "parent_line_id": None, "external_id": ext}))
                 lines_changed = True
             elif any(row[k] != values[k] for k in LINE_FIELDS):
                 updates.append({"id": row["id"], **{k: values[k] for k in LINE_FIELDS}})
                 lines_changed = True
-        gone = [lid for lid in have if current_ext.get(lid) not in plan.lines]
+        gone = [lid for lid, row in have.items()
+                if row["connector_id"] != ux.connector_id or row["external_id"] not in plan.lines]
         removed += gone
         if (gone or lines_changed) and idx not in new_ids:
             ux.feed.add("sale", plan.sale_id, "update", {"lines": len(plan.lines)}, ux.now)
@@ -269,29 +277,22 @@ async def _write_lines(
     if removed:
         for part in refs_mod.chunks(removed):
             await ux.conn.execute(delete(line_t).where(line_t.c.id.in_(part)))
-        await refs_mod.delete_refs(ux.conn, ux.connector_id, "sale_line", removed)
     await update_rows(ux.conn, line_t, updates)
     if inserts:
-        ids = await insert_rows(ux.conn, line_t, [values for _, values in inserts], want_ids=True)
-        ref_rows = []
-        by_ext_plan = {ext: plan for plan in plans.values() for ext in plan.lines}
+        ids = await insert_rows(ux.conn, line_t, [values for _, values in inserts], want_ids=True,
+                                constants={"connector_id": ux.connector_id})
         for (ext, _), lid in zip(inserts, ids, strict=True):
             line_ids[ext] = lid
-            rec = by_ext_plan[ext].item.record
-            ref_rows.append({"external_id": ext, "unified_id": lid, "remote_updated_at": rec.updated_at})
-        await refs_mod.insert_refs(ux.conn, ref_rows, {**refs_mod.ref_constants(ux.connector_id, "sale_line", ux.now),
-                                                       "payload_hash": None})
     await _link_parents(ux, plans, line_ids, current)
 
 
-async def _current_lines(ux: UpsertContext, sale_ids: list[int]) -> tuple[dict[int, dict[int, Any]], dict[int, str]]:
+async def _current_lines(ux: UpsertContext, sale_ids: list[int]) -> dict[int, dict[int, Any]]:
     current: dict[int, dict[int, Any]] = defaultdict(dict)
     for part in refs_mod.chunks(sorted(set(sale_ids))):
         rows = await ux.conn.execute(select(line_t).where(in_values(ux.conn, line_t.c.sale_id, list(part))))
         for row in rows:
             current[row.sale_id][row.id] = row._mapping
-    ids = [lid for lines in current.values() for lid in lines]
-    return current, await refs_mod.external_ids_of(ux.conn, ux.connector_id, "sale_line", ids)
+    return current
 
 
 async def _link_parents(
