@@ -83,7 +83,13 @@ class _Gen(Stream):
         rnd = random.Random(self.s.seed * 7919 + hash(self.name) % 1000 + offset)
         while offset < total:
             end = min(total, offset + self.s.page_size)
-            records = [self.payload(i, rnd) for i in range(offset, end)]
+            records = []
+            for i in range(offset, end):
+                records.append(self.payload(i, rnd))
+                if i % 100 == 99:
+                    # A real stream awaits its HTTP reads while a page arrives; a generator that never
+                    # yields would hold up the event loop for a whole page at a time.
+                    await asyncio.sleep(0)
             offset = end
             yield Page(records=records, state={"offset": offset}, progress=offset / total)
 

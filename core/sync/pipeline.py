@@ -59,18 +59,25 @@ async def renew(conn: AsyncConnection, connector_id: int, owner: str, seconds: f
     """Renew the lease (as ``lease.renew``) and return this transaction's id.
 
     ``after``: the id of the previous page's transaction; raise :class:`Interleaved` unless it was the
-    last to write the connector row. The row is locked first, so nothing can come in after the check.
+    last to write the connector row. One statement, as this sits between two pages' writes: the
+    UPDATE waits for the row lock and then checks ``xmin`` on the row as it is once the lock is held
+    (READ COMMITTED re-reads it), so nothing can come in after the check.
     """
+    expires = utcnow() + timedelta(seconds=seconds)
+    params: dict[str, Any] = {"expires": expires, "id": connector_id, "owner": owner}
+    check = ""
     if after is not None:
-        row = (await conn.execute(text("SELECT xmin::text FROM connector WHERE id = :id FOR NO KEY UPDATE"),
-                                  {"id": connector_id})).first()
-        if row is None or row[0] != after:
-            raise Interleaved()
+        check, params["after"] = " AND xmin::text = :after", after
     row = (await conn.execute(
         text("UPDATE connector SET lease_expires_at = :expires WHERE id = :id AND lease_owner = :owner"
-             " RETURNING xmin::text"),
-        {"expires": utcnow() + timedelta(seconds=seconds), "id": connector_id, "owner": owner},
+             + check + " RETURNING xmin::text"), params,
     )).first()
-    if row is None:
-        raise LeaseLost(f"the sync lease of connector {connector_id} was taken over by another worker")
-    return str(row[0])
+    if row is not None:
+        return str(row[0])
+    if after is not None:
+        # Which condition failed: another transaction wrote the row, or the lease is gone.
+        owner_now = (await conn.execute(text("SELECT lease_owner FROM connector WHERE id = :id"),
+                                        {"id": connector_id})).scalar()
+        if owner_now == owner:
+            raise Interleaved()
+    raise LeaseLost(f"the sync lease of connector {connector_id} was taken over by another worker")

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import ExternalRef
@@ -94,38 +94,6 @@ async def all_of_type(conn: AsyncConnection, connector_id: int, object_type: str
     return {ext: unified for ext, unified in rows}
 
 
-async def external_ids_of(
-    conn: AsyncConnection, connector_id: int, object_type: str, unified_ids: Iterable[int]
-) -> dict[int, str]:
-    wanted = sorted(set(unified_ids))
-    out: dict[int, str] = {}
-    if wanted and conn.dialect.name == "postgresql":
-        # Per id through (object_type, unified_id), as in lookup(): with statistics from a smaller
-        # table, `unified_id = ANY(...)` was planned as a walk over every reference of the type (21 s
-        # a page against 2M line references, 7 ms this way). OFFSET 0 keeps the subquery per id.
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        rows = await driver.fetch(
-            "SELECT k.uid, r.external_id FROM unnest($1::bigint[]) AS k(uid) CROSS JOIN LATERAL ("
-            "SELECT external_id FROM external_ref"
-            " WHERE object_type = $3 AND unified_id = k.uid AND connector_id = $2 OFFSET 0) AS r",
-            wanted, connector_id, object_type,
-        )
-        out.update({unified: ext for unified, ext in rows})
-        return out
-    for part in chunks(wanted):
-        rows = await conn.execute(
-            select(ref_t.c.unified_id, ref_t.c.external_id).where(
-                ref_t.c.connector_id == connector_id,
-                ref_t.c.object_type == object_type,
-                in_values(conn, ref_t.c.unified_id, list(part)),
-            )
-        )
-        out.update({unified: ext for unified, ext in rows})
-    return out
-
-
 async def insert_refs(conn: AsyncConnection, rows: list[dict[str, Any]],
                       constants: dict[str, Any] | None = None) -> None:
     """Plain INSERT, not ON CONFLICT: a concurrent duplicate must fail its transaction, not orphan a row.
@@ -158,25 +126,3 @@ async def touch_refs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     Each row: ``id`` (of the reference), ``payload_hash``, ``remote_updated_at``, ``synced_at``.
     """
     await update_rows(conn, ref_t, rows)
-
-
-async def delete_refs(conn: AsyncConnection, connector_id: int, object_type: str, unified_ids: Iterable[int]) -> None:
-    wanted = sorted(set(unified_ids))
-    if wanted and conn.dialect.name == "postgresql":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        # Found per id, as in external_ids_of(), whatever the statistics say.
-        await driver.execute(
-            "DELETE FROM external_ref WHERE id IN (SELECT r.id FROM unnest($1::bigint[]) AS k(uid) CROSS JOIN LATERAL ("
-            "SELECT id FROM external_ref WHERE object_type = $3 AND unified_id = k.uid AND connector_id = $2"
-            " OFFSET 0) AS r)",
-            wanted, connector_id, object_type,
-        )
-        return
-    for part in chunks(wanted):
-        await conn.execute(
-            delete(ref_t).where(
-                ref_t.c.connector_id == connector_id, ref_t.c.object_type == object_type, ref_t.c.unified_id.in_(part)
-            )
-        )

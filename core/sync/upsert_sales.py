@@ -10,6 +10,7 @@ this sale or another.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ sale_t = Sale.__table__  # type: ignore[attr-defined]
 line_t = SaleLine.__table__  # type: ignore[attr-defined]
 SALE_FIELDS = ("location_id", "associate_id", "client_id", "channel", "status", "currency", "subtotal_minor",
                "tax_minor", "total_minor", "occurred_at")
+PLAN_SLICE = 100
 LINE_FIELDS = ("product_id", "sku", "name", "quantity", "unit_price_minor", "total_minor")
 
 
@@ -58,7 +60,7 @@ async def upsert_sales(ux: UpsertContext, items: list[Item]) -> dict[int, Outcom
         return outcomes
     current = await _current_sales(ux, found, todo)
     refs = await _resolve(ux, todo, found)
-    plans = _plan(todo, found, current, refs, outcomes)
+    plans = await _plan(todo, found, current, refs, outcomes)
     if not plans:
         return outcomes
     await ux.before_writes()
@@ -125,14 +127,18 @@ async def lookup_lines(conn: Any, connector_id: int, external_ids: list[str | No
     return found
 
 
-def _plan(
+async def _plan(
     todo: list[Item], found: dict[str, refs_mod.Ref], current: dict[int, Any], refs: Refs,
     outcomes: dict[int, Outcome],
 ) -> dict[int, Plan]:
     plans: dict[int, Plan] = {}
     associates, clients, products, locations = refs.associates, refs.clients, refs.products, refs.locations
     stored_lines = refs.lines
-    for item in todo:
+    for n, item in enumerate(todo):
+        if n % PLAN_SLICE == PLAN_SLICE - 1:
+            # Planning runs beside the previous page's writes (core.sync.pipeline): let the loop send
+            # them their next statement now and then rather than after the whole page.
+            await asyncio.sleep(0)
         rec = item.record
         ref = found.get(rec.external_id)
         sale_id = ref.unified_id if ref is not None else None
