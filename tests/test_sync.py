@@ -371,3 +371,39 @@ async def test_removing_a_connector_deletes_its_references_and_keeps_the_data(
     # never mistake them for edits made in Clasp.
     assert await count(pos_rt, ChangeFeed, ChangeFeed.origin_connector_id == gone) == feed_rows
     assert await count(pos_rt, Checkpoint, Checkpoint.connector_id == gone) == 0
+
+
+async def test_refunds_point_at_their_lines_wherever_those_were_stored(pos_rt: Runtime, fake_pos: FakePOS) -> None:
+    """A refund of a line in the same page, of a line stored by an earlier page, and (in a later run)
+    of a line just added to a sale stored before: each return line points at the line it refunds."""
+    fake_pos.generate(shops=1, employees=2, customers=5, items=4, sales=3)
+    base = fake_pos.get_record("sales", "T1")
+    line = {**base["lines"][0], "qty": 1, "refund_of": None}
+
+    def sale(ext: str, lines: list[dict[str, Any]]) -> None:
+        fake_pos.put("sales", {**base, "id": ext, "lines": lines})
+
+    sale("T10", [{**line, "id": "L10"}])
+    sale("T11", [{**line, "id": "L11"}])
+    for n in range(12, 20):  # pad so the next two sales land on a later page (page size 10)
+        sale(f"T{n}", [{**line, "id": f"L{n}"}])
+    sale("T20", [{**line, "id": "L20a"}, {**line, "id": "L20b", "qty": -1, "refund_of": "L20a"}])  # same sale
+    sale("T21", [{**line, "id": "L21", "qty": -1, "refund_of": "L10"}])  # a line stored by an earlier page
+    sale("T22", [{**line, "id": "L22", "qty": -1, "refund_of": "L20a"}])  # a line of another sale in this page
+    cid = await add_testpos(pos_rt, fake_pos)
+    assert (await run_sync(pos_rt, cid, options=FAST)).errors == 0
+
+    async def parent_of(ext: str) -> int | None:
+        line_id = await unified_id(pos_rt, cid, "sale_line", ext)
+        return (await get(pos_rt, SaleLine, line_id)).parent_line_id
+
+    assert await parent_of("L20b") == await unified_id(pos_rt, cid, "sale_line", "L20a")
+    assert await parent_of("L21") == await unified_id(pos_rt, cid, "sale_line", "L10")
+    assert await parent_of("L22") == await unified_id(pos_rt, cid, "sale_line", "L20a")
+    assert await parent_of("L11") is None
+
+    # Later: T11 gains a line, and a new sale refunds that new line in the same page.
+    fake_pos.edit("sales", "T11", lines=[{**line, "id": "L11"}, {**line, "id": "L11x"}])
+    sale("T23", [{**line, "id": "L23", "qty": -1, "refund_of": "L11x"}])
+    assert (await run_sync(pos_rt, cid, options=FAST)).errors == 0
+    assert await parent_of("L23") == await unified_id(pos_rt, cid, "sale_line", "L11x")

@@ -160,16 +160,34 @@ async def new_ids(conn: AsyncConnection, table: Table, n: int) -> list[int]:
     return list(ids)
 
 
+async def reserve_ids(conn: AsyncConnection, table: Table, n: int) -> list[int] | None:
+    """Ids for ``n`` rows to be inserted later (``insert_rows(ids=...)``), or None where the database
+    hands ids out only as it inserts (SQLite).
+
+    Drawing from a sequence is not a write: a page can do it before it may write (see
+    core.sync.pipeline), and ids of a page that rolls back are simply never used.
+    """
+    if not is_pg(conn):
+        return None
+    return await new_ids(conn, table, n) if n else []
+
+
 async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *,
-                      want_ids: bool = False, constants: dict[str, Any] | None = None) -> list[int]:
+                      want_ids: bool = False, constants: dict[str, Any] | None = None,
+                      ids: list[int] | None = None) -> list[int]:
     """Insert ``rows`` (all with the same keys); return their new ids in order when ``want_ids``.
 
     ``constants`` are columns with the same value in every row (timestamps, the connector): passed
-    once instead of copied into each row dict.
+    once instead of copied into each row dict. ``ids``: ids from :func:`reserve_ids`, one per row.
     """
     if not rows:
         return []
+    if ids is not None:
+        assert len(ids) == len(rows)
+        want_ids = False
     if not is_pg(conn):
+        if ids is not None:
+            rows = [{**row, "id": ident} for row, ident in zip(rows, ids, strict=True)]
         if constants:
             rows = [{**row, **constants} for row in rows]
         rows = _with_defaults(table, rows)
@@ -178,7 +196,6 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
             return [r[0] for r in result]
         await conn.execute(sa_insert(table), rows)
         return []
-    ids: list[int] = []
     if want_ids:
         ids = await new_ids(conn, table, len(rows))
     types = _pg_types(table)
@@ -188,7 +205,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     for column, value in {**_missing_defaults(table, {**rows[0], **(constants or {})}), **(constants or {})}.items():
         columns.append(column)
         arrays.append(_column_array([{column: value}], column, types[column]) * len(rows))
-    if want_ids:
+    if ids is not None:
         columns.insert(0, "id")
         arrays.insert(0, ids)
     # Binary COPY on the transaction's own connection: the cheapest way to hand PostgreSQL a page of
@@ -198,7 +215,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     driver = raw.driver_connection
     assert driver is not None
     await driver.copy_records_to_table(table.name, records=list(zip(*arrays, strict=True)), columns=columns)
-    return ids
+    return ids or []
 
 
 async def update_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:

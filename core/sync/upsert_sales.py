@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 
 from core.models import Sale, SaleLine
 from core.sync import refs as refs_mod
-from core.sync.bulk import in_values, insert_rows, is_pg, update_rows
+from core.sync.bulk import in_values, insert_rows, is_pg, reserve_ids, update_rows
 from core.sync.context import CREATED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
 from core.sync.upsert_base import fresh_items
 from core.sync.upsert_org import ensure_locations
@@ -63,10 +63,64 @@ async def upsert_sales(ux: UpsertContext, items: list[Item]) -> dict[int, Outcom
     plans = await _plan(todo, found, current, refs, outcomes)
     if not plans:
         return outcomes
+    staged = await _stage_new(ux, [p for p in plans.values() if p.ref is None], refs, outcomes)
     await ux.before_writes()
-    new_ids = await _write_sales(ux, plans, current, outcomes)
-    await _write_lines(ux, plans, refs, new_ids, outcomes)
+    new_ids = await _write_sales(ux, plans, current, outcomes, staged)
+    await _write_lines(ux, plans, refs, new_ids, outcomes, staged)
     return outcomes
+
+
+@dataclass
+class Staged:
+    """The rows of a page's new sales and their lines, with their ids, built before the page may write.
+
+    On PostgreSQL ids come from the sequences, so an overlapped page (core.sync.pipeline) has its rows
+    ready when the previous page commits, and what remains between the two commits is the server's
+    work. SQLite hands ids out as it inserts: nothing is staged there.
+    """
+
+    sale_ids: list[int]
+    sales: list[dict[str, Any]]
+    refs: list[dict[str, Any]]
+    line_ids: list[int]
+    lines: list[dict[str, Any]]
+    line_by_ext: dict[str, int] = field(default_factory=dict)
+    # Staged line id → the parent written with it: refunds of a line stored before or of a new sale's line.
+    linked: dict[int, int] = field(default_factory=dict)
+
+
+async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: dict[int, Outcome]) -> Staged | None:
+    sale_ids = await reserve_ids(ux.conn, sale_t, len(new))
+    line_ids = await reserve_ids(ux.conn, line_t, sum(len(p.lines) for p in new))
+    if sale_ids is None or line_ids is None:
+        return None
+    staged = Staged(sale_ids, [], [], line_ids, [])
+    lid_iter = iter(line_ids)
+    for plan, sale_id in zip(new, sale_ids, strict=True):
+        plan.sale_id = sale_id
+        rec = plan.item.record
+        staged.sales.append(plan.values)
+        staged.refs.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
+                            "remote_updated_at": rec.updated_at})
+        ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
+        outcomes[plan.item.index] = OK[CREATED]
+        for ext, values in plan.lines.items():
+            staged.line_by_ext[ext] = next(lid_iter)
+            staged.lines.append({**values, "sale_id": sale_id, "parent_line_id": None, "external_id": ext})
+    # Refunds whose line already has an id; the others (a new line of a sale stored before) are linked
+    # after the inserts, by _link_parents.
+    n = 0
+    for plan in new:
+        for ext in plan.lines:
+            parent_ext = plan.parents.get(ext)
+            if parent_ext is not None:
+                stored = refs.lines.get(parent_ext)
+                parent = stored[0] if stored is not None else staged.line_by_ext.get(parent_ext)
+                if parent is not None:
+                    staged.lines[n]["parent_line_id"] = parent
+                    staged.linked[staged.line_ids[n]] = parent
+            n += 1
+    return staged
 
 
 async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo: list[Item]) -> dict[int, Any]:
@@ -220,10 +274,15 @@ def _unresolved_reason(unresolved: dict[str, list[str]]) -> str:
 
 
 async def _write_sales(
-    ux: UpsertContext, plans: dict[int, Plan], current: dict[int, Any], outcomes: dict[int, Outcome]
+    ux: UpsertContext, plans: dict[int, Plan], current: dict[int, Any], outcomes: dict[int, Outcome],
+    staged: Staged | None,
 ) -> dict[int, int]:
-    new = [p for p in plans.values() if p.sale_id is None]
-    if new:
+    new = [p for p in plans.values() if p.ref is None]
+    if staged is not None:
+        await insert_rows(ux.conn, sale_t, staged.sales, ids=staged.sale_ids,
+                          constants={"created_at": ux.now, "updated_at": ux.now})
+        await refs_mod.insert_refs(ux.conn, staged.refs, refs_mod.ref_constants(ux.connector_id, "sale", ux.now))
+    elif new:
         ids = await insert_rows(ux.conn, sale_t, [p.values for p in new], want_ids=True,
                                 constants={"created_at": ux.now, "updated_at": ux.now})
         ref_rows = []
@@ -254,7 +313,8 @@ async def _write_sales(
 
 
 async def _write_lines(
-    ux: UpsertContext, plans: dict[int, Plan], refs: Refs, new_ids: dict[int, int], outcomes: dict[int, Outcome]
+    ux: UpsertContext, plans: dict[int, Plan], refs: Refs, new_ids: dict[int, int], outcomes: dict[int, Outcome],
+    staged: Staged | None,
 ) -> None:
     existing_sales = [p for idx, p in plans.items() if idx not in new_ids]
     current = await _current_lines(ux, [p.sale_id for p in existing_sales if p.sale_id])
@@ -262,7 +322,15 @@ async def _write_lines(
     updates: list[dict[str, Any]] = []
     removed: list[int] = []
     line_ids: dict[str, int] = {ext: lid for ext, (lid, _) in refs.lines.items()}
+    linked: dict[int, int] = {}
+    if staged is not None:
+        await insert_rows(ux.conn, line_t, staged.lines, ids=staged.line_ids,
+                          constants={"connector_id": ux.connector_id})
+        line_ids.update(staged.line_by_ext)
+        linked = staged.linked
     for idx, plan in plans.items():
+        if staged is not None and idx in new_ids:
+            continue
         have = current.get(plan.sale_id, {}) if idx not in new_ids else {}
         have_by_ext = {row["external_id"]: row for row in have.values() if row["connector_id"] == ux.connector_id}
         lines_changed = False
@@ -289,7 +357,7 @@ async def _write_lines(
                                 constants={"connector_id": ux.connector_id})
         for (ext, _), lid in zip(inserts, ids, strict=True):
             line_ids[ext] = lid
-    await _link_parents(ux, plans, line_ids, current)
+    await _link_parents(ux, plans, line_ids, current, linked)
 
 
 async def _current_lines(ux: UpsertContext, sale_ids: list[int]) -> dict[int, dict[int, Any]]:
@@ -302,10 +370,15 @@ async def _current_lines(ux: UpsertContext, sale_ids: list[int]) -> dict[int, di
 
 
 async def _link_parents(
-    ux: UpsertContext, plans: dict[int, Plan], line_ids: dict[str, int], current: dict[int, dict[int, Any]]
+    ux: UpsertContext, plans: dict[int, Plan], line_ids: dict[str, int], current: dict[int, dict[int, Any]],
+    linked: dict[int, int],
 ) -> None:
-    """Point refund lines at the line they refund, once every line of the page has an id."""
-    old_parent = {lid: row["parent_line_id"] for lines in current.values() for lid, row in lines.items()}
+    """Point refund lines at the line they refund, once every line of the page has an id.
+
+    ``linked``: new lines that were inserted with their parent already."""
+    old_parent: dict[int, int | None] = {lid: row["parent_line_id"] for lines in current.values()
+                                         for lid, row in lines.items()}
+    old_parent.update(linked)
     links = []
     for plan in plans.values():
         for ext in plan.lines:
