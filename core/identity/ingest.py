@@ -40,6 +40,7 @@ from core.normalize import (
     parse_date,
 )
 from core.plugin import ClientRecord
+from core.sync import refs as refs_mod
 
 PLURAL = {"email": "emails", "phone": "phones"}
 
@@ -297,18 +298,12 @@ async def ingest_clients(
     now = utcnow()
     rank = settings.rank_of(connector_id, types.get(connector_id))
 
-    ext_ids = sorted({r.external_id for r in records})
+    # Probed key by key on PostgreSQL (see refs.lookup): an IN list planned from a backfill's stale
+    # statistics walked every client reference of the connector, page after page.
+    found = await refs_mod.lookup(await session.connection(), connector_id, "client", [r.external_id for r in records])
     refs: dict[str, _Row] = {
-        row.external_id: _Row(**row)
-        for row in (
-            await session.exec(  # type: ignore[call-overload]
-                core_select(REF.c.id, REF.c.external_id, REF.c.unified_id, REF.c.payload_hash).where(
-                    REF.c.connector_id == connector_id, REF.c.object_type == "client", REF.c.external_id.in_(ext_ids)
-                )
-            )
-        )
-        .mappings()
-        .all()
+        ext: _Row(id=ref.id, external_id=ext, unified_id=ref.unified_id, payload_hash=ref.payload_hash)
+        for ext, ref in found.items()
     }
     prepared: list[tuple[ClientRecord, int | None, str, str]] = []
     for record in records:
@@ -418,6 +413,28 @@ def _new_client(now: datetime) -> _Row:
     )
 
 
+async def _sharing_clients_pg(session: AsyncSession, wanted: dict[str, set[str]]) -> set[int]:
+    """Live clients holding any of the wanted contact values, probed value by value.
+
+    During a backfill the statistics describe a much smaller table than the one being written, and
+    the planner then read every contact of a kind and filtered the values: a page cost O(table), and
+    a 100k-client backfill slowed down page after page. One index probe per value does not depend on
+    the statistics; OFFSET 0 keeps the subquery from being flattened back into a join.
+    """
+    pairs = [(kind, value) for kind, values in wanted.items() for value in sorted(values)]
+    raw = await (await session.connection()).get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    rows = await driver.fetch(
+        "SELECT DISTINCT m.client_id FROM unnest($1::text[], $2::text[]) AS k(kind, value) CROSS JOIN LATERAL ("
+        "SELECT cc.client_id FROM client_contact cc JOIN client c ON c.id = cc.client_id"
+        " WHERE cc.kind = k.kind AND cc.value = k.value AND NOT cc.unusable AND c.merged_into_id IS NULL"
+        " OFFSET 0) AS m",
+        [p[0] for p in pairs], [p[1] for p in pairs],
+    )
+    return {int(r[0]) for r in rows}
+
+
 async def _load_involved(session: AsyncSession, page: _Page, todo: list[_Incoming], refs: Mapping[str, _Row]) -> None:
     """The clients the changed records touch (by ref or by a shared contact), with their contacts."""
     wanted: dict[str, set[str]] = {"email": set(), "phone": set()}
@@ -426,7 +443,9 @@ async def _load_involved(session: AsyncSession, page: _Page, todo: list[_Incomin
             if page.matchable(contact):
                 wanted[contact.kind].add(contact.value)
     ids = {refs[i.record.external_id].unified_id for i in todo if i.record.external_id in refs}
-    if page.settings.on_match == "update" and any(wanted.values()):
+    if page.settings.on_match == "update" and any(wanted.values()) and session.bind.dialect.name == "postgresql":
+        ids |= await _sharing_clients_pg(session, wanted)
+    elif page.settings.on_match == "update" and any(wanted.values()):
         clauses = [
             and_(CONTACT.c.kind == kind, CONTACT.c.value.in_(sorted(values)))
             for kind, values in wanted.items()
