@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import gc_policy
 from core.db import Database
 from core.plugins import Plugins, load_plugins
 from core.registry import Registry
@@ -36,5 +37,6 @@ class Runtime:
 
 
 def create_runtime(settings: Settings | None = None, plugins: Plugins | None = None) -> Runtime:
+    gc_policy.apply()
     settings = settings or get_settings()
     return Runtime(settings=settings, db=Database(settings), plugins=plugins or load_plugins(settings))
