@@ -10,6 +10,7 @@ executemany and IN lists are already cheap.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
@@ -198,6 +199,25 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
         return []
     if want_ids:
         ids = await new_ids(conn, table, len(rows))
+    await copy_rows(conn, prepare_rows(table, rows, ids=ids, constants=constants))
+    return ids or []
+
+
+@dataclass(slots=True)
+class PreparedRows:
+    """Rows of one table ready for :func:`copy_rows` (PostgreSQL): columns and one tuple per row."""
+
+    table: Table
+    columns: list[str]
+    records: list[tuple[Any, ...]]
+
+
+def prepare_rows(table: Table, rows: list[dict[str, Any]], *, ids: list[int] | None = None,
+                 constants: dict[str, Any] | None = None) -> PreparedRows:
+    """Turn ``rows`` (as for :func:`insert_rows`) into COPY records: the Python half of an insert, which
+    a page can do before it may write (see core.sync.upsert_sales)."""
+    if not rows:
+        return PreparedRows(table, [], [])
     types = _pg_types(table)
     columns = list(rows[0])
     arrays = [_column_array(rows, c, types[c]) for c in columns]
@@ -206,16 +226,23 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
         columns.append(column)
         arrays.append(_column_array([{column: value}], column, types[column]) * len(rows))
     if ids is not None:
+        assert len(ids) == len(rows)
         columns.insert(0, "id")
         arrays.insert(0, ids)
-    # Binary COPY on the transaction's own connection: the cheapest way to hand PostgreSQL a page of
-    # rows (no per-element array checks, no SQL to parse). Like INSERT it fires constraints and fails
-    # on a duplicate reference, which is what keeps a concurrent duplicate from slipping in.
+    return PreparedRows(table, columns, list(zip(*arrays, strict=True)))
+
+
+async def copy_rows(conn: AsyncConnection, prepared: PreparedRows) -> None:
+    """Insert prepared rows. Binary COPY on the transaction's own connection: the cheapest way to hand
+    PostgreSQL a page of rows (no per-element array checks, no SQL to parse). Like INSERT it fires
+    constraints and fails on a duplicate reference, which is what keeps a concurrent duplicate from
+    slipping in."""
+    if not prepared.records:
+        return
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await driver.copy_records_to_table(table.name, records=list(zip(*arrays, strict=True)), columns=columns)
-    return ids or []
+    await driver.copy_records_to_table(prepared.table.name, records=prepared.records, columns=prepared.columns)
 
 
 async def update_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], key: str = "id") -> None:

@@ -69,8 +69,8 @@ class UpsertContext:
                    relock: Callable[[], Awaitable[Any]] | None = None) -> UpsertContext:
         origin = f"connector:{connector_id}"
         conn = await session.connection()
-        return cls(session, conn, connector_id, origin, now, FeedBatch(origin, connector_id), gate, relock,
-                   overlapping=gate is not None)
+        feed = FeedBatch(origin, connector_id, as_json=conn.dialect.name == "postgresql")
+        return cls(session, conn, connector_id, origin, now, feed, gate, relock, overlapping=gate is not None)
 
     async def before_writes(self) -> None:
         if self.gate is not None:

@@ -27,18 +27,24 @@ _DATES = (datetime, date)
 class FeedBatch:
     """Collects a page's changes; ``flush`` writes them in the page transaction."""
 
-    def __init__(self, origin: str, origin_connector_id: int | None) -> None:
+    def __init__(self, origin: str, origin_connector_id: int | None, *, as_json: bool = False) -> None:
         self.origin = origin
         self.origin_connector_id = origin_connector_id
+        # PostgreSQL: changes are serialised as they are added, which a page does mostly before it may
+        # write (core.sync.pipeline), not when it flushes. SQLite takes the dict through its JSON type.
+        self.as_json = as_json
         self.rows: list[dict[str, Any]] = []
 
     def add(self, entity: str, entity_id: int, op: str, changes: dict[str, Any], now: datetime) -> None:
+        plain = {k: v.isoformat() if type(v) in _DATES else v for k, v in changes.items()}
         self.rows.append(
             {
                 "entity": entity,
                 "entity_id": entity_id,
                 "op": op,
-                "changes": {k: v.isoformat() if type(v) in _DATES else v for k, v in changes.items()},
+                # pydantic-core's encoder is about twice as fast as json.dumps; dates are strings already,
+                # so the stored JSON is the same.
+                "changes": JSONText(to_json(plain).decode()) if self.as_json else plain,
                 "created_at": now,
             }
         )
@@ -46,9 +52,7 @@ class FeedBatch:
     async def flush(self, conn: AsyncConnection) -> None:
         if self.rows:
             rows, self.rows = self.rows, []
-            if is_pg(conn):
-                # pydantic-core's encoder is about twice as fast as json.dumps; dates are strings already
-                # (see add), so the stored JSON is the same. SQLite takes the dict through its JSON type.
+            if is_pg(conn) and not self.as_json:
                 for row in rows:
                     row["changes"] = JSONText(to_json(row["changes"]).decode())
             await insert_rows(conn, feed_t, rows,

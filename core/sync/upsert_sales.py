@@ -19,7 +19,16 @@ from sqlalchemy import delete, select
 
 from core.models import Sale, SaleLine
 from core.sync import refs as refs_mod
-from core.sync.bulk import in_values, insert_rows, is_pg, reserve_ids, update_rows
+from core.sync.bulk import (
+    PreparedRows,
+    copy_rows,
+    in_values,
+    insert_rows,
+    is_pg,
+    prepare_rows,
+    reserve_ids,
+    update_rows,
+)
 from core.sync.context import CREATED, OK, UNCHANGED, UPDATED, Item, Outcome, UpsertContext
 from core.sync.upsert_base import fresh_items
 from core.sync.upsert_org import ensure_locations
@@ -79,14 +88,12 @@ class Staged:
     work. SQLite hands ids out as it inserts: nothing is staged there.
     """
 
-    sale_ids: list[int]
-    sales: list[dict[str, Any]]
-    refs: list[dict[str, Any]]
-    line_ids: list[int]
-    lines: list[dict[str, Any]]
-    line_by_ext: dict[str, int] = field(default_factory=dict)
+    sales: PreparedRows
+    refs: PreparedRows
+    lines: PreparedRows
+    line_by_ext: dict[str, int]
     # Staged line id → the parent written with it: refunds of a line stored before or of a new sale's line.
-    linked: dict[int, int] = field(default_factory=dict)
+    linked: dict[int, int]
 
 
 async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: dict[int, Outcome]) -> Staged | None:
@@ -94,19 +101,23 @@ async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: d
     line_ids = await reserve_ids(ux.conn, line_t, sum(len(p.lines) for p in new))
     if sale_ids is None or line_ids is None:
         return None
-    staged = Staged(sale_ids, [], [], line_ids, [])
+    sales: list[dict[str, Any]] = []
+    ref_rows: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    line_by_ext: dict[str, int] = {}
+    linked: dict[int, int] = {}
     lid_iter = iter(line_ids)
     for plan, sale_id in zip(new, sale_ids, strict=True):
         plan.sale_id = sale_id
         rec = plan.item.record
-        staged.sales.append(plan.values)
-        staged.refs.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
-                            "remote_updated_at": rec.updated_at})
+        sales.append(plan.values)
+        ref_rows.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
+                         "remote_updated_at": rec.updated_at})
         ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
         outcomes[plan.item.index] = OK[CREATED]
         for ext, values in plan.lines.items():
-            staged.line_by_ext[ext] = next(lid_iter)
-            staged.lines.append({**values, "sale_id": sale_id, "parent_line_id": None, "external_id": ext})
+            line_by_ext[ext] = next(lid_iter)
+            lines.append({**values, "sale_id": sale_id, "parent_line_id": None, "external_id": ext})
     # Refunds whose line already has an id; the others (a new line of a sale stored before) are linked
     # after the inserts, by _link_parents.
     n = 0
@@ -115,12 +126,17 @@ async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: d
             parent_ext = plan.parents.get(ext)
             if parent_ext is not None:
                 stored = refs.lines.get(parent_ext)
-                parent = stored[0] if stored is not None else staged.line_by_ext.get(parent_ext)
+                parent = stored[0] if stored is not None else line_by_ext.get(parent_ext)
                 if parent is not None:
-                    staged.lines[n]["parent_line_id"] = parent
-                    staged.linked[staged.line_ids[n]] = parent
+                    lines[n]["parent_line_id"] = parent
+                    linked[line_ids[n]] = parent
             n += 1
-    return staged
+    return Staged(
+        prepare_rows(sale_t, sales, ids=sale_ids, constants={"created_at": ux.now, "updated_at": ux.now}),
+        prepare_rows(refs_mod.ref_t, ref_rows, constants=refs_mod.ref_constants(ux.connector_id, "sale", ux.now)),
+        prepare_rows(line_t, lines, ids=line_ids, constants={"connector_id": ux.connector_id}),
+        line_by_ext, linked,
+    )
 
 
 async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo: list[Item]) -> dict[int, Any]:
@@ -279,9 +295,8 @@ async def _write_sales(
 ) -> dict[int, int]:
     new = [p for p in plans.values() if p.ref is None]
     if staged is not None:
-        await insert_rows(ux.conn, sale_t, staged.sales, ids=staged.sale_ids,
-                          constants={"created_at": ux.now, "updated_at": ux.now})
-        await refs_mod.insert_refs(ux.conn, staged.refs, refs_mod.ref_constants(ux.connector_id, "sale", ux.now))
+        await copy_rows(ux.conn, staged.sales)
+        await copy_rows(ux.conn, staged.refs)
     elif new:
         ids = await insert_rows(ux.conn, sale_t, [p.values for p in new], want_ids=True,
                                 constants={"created_at": ux.now, "updated_at": ux.now})
@@ -324,8 +339,7 @@ async def _write_lines(
     line_ids: dict[str, int] = {ext: lid for ext, (lid, _) in refs.lines.items()}
     linked: dict[int, int] = {}
     if staged is not None:
-        await insert_rows(ux.conn, line_t, staged.lines, ids=staged.line_ids,
-                          constants={"connector_id": ux.connector_id})
+        await copy_rows(ux.conn, staged.lines)
         line_ids.update(staged.line_by_ext)
         linked = staged.linked
     for idx, plan in plans.items():
