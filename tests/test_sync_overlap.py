@@ -102,27 +102,67 @@ async def test_overlapped_pages_store_exactly_what_serial_pages_store(
 
 
 async def test_a_replay_between_two_pages_is_seen_by_the_next_page(pos_rt: Runtime, fake_pos: FakePOS) -> None:
-    """A replay of the error queue writes between page 1's commit and page 2's, for a sale of page 2
-    (T8). Page 2 read before the replay (it overlapped page 1), so it must notice and read again."""
+    """A replay of the error queue writes between page 2's commit and page 3's, for a sale of page 3
+    (T12). Page 3 read before the replay (it overlapped page 2), so it must notice and read again.
+
+    To put the replay exactly there, the test holds a row page 2 updates (T9) until the replay is
+    queued for the connector's lock behind page 2 and page 3 has read and planned: the replay then
+    takes the lock as page 2 commits, before page 3 can."""
     fake_pos.generate(seed=3, shops=2, customers=10, items=6, sales=14)  # no refunds: pages do not depend
     cid = await add_testpos(pos_rt, fake_pos, page_size=5, lookback_seconds=0)
     await run_sync(pos_rt, cid, options=OVERLAP)
     for i in range(1, 15):
         fake_pos.edit("sales", f"T{i}", status="layaway")
-    newer = {**fake_pos.get_record("sales", "T8"), "status": "voided", "updated_at": "2100-01-01T00:00:00Z"}
+    newer = {**fake_pos.get_record("sales", "T12"), "status": "voided", "updated_at": "2100-01-01T00:00:00Z"}
     replayed: list[str] = []
+    replays: list[asyncio.Task[None]] = []
 
-    async def replay_once(progress: SyncProgress) -> None:
-        if progress.stream == "sales" and not replayed:
-            await asyncio.sleep(0.05)  # page 2 has read by now, and planned to update T8
-            replayed.append(await replay(pos_rt, cid, newer))
+    async def until(condition: str) -> None:
+        for _ in range(1000):
+            async with pos_rt.db.engine.connect() as conn:
+                if (await conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND " + condition
+                ))).scalar_one():
+                    return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"never: {condition}")
 
-    run = await run_sync(pos_rt, cid, options=OVERLAP, on_progress=replay_once)
+    waiting = "wait_event_type = 'Lock'"
+    waiting_twice = f"(SELECT count(*) FROM pg_stat_activity WHERE {waiting}) >= 2"
+    # A page's last read before it waits for the previous page is the lookup of its sales' lines.
+    planned = "state = 'idle in transaction' AND query LIKE '%FROM sale_line WHERE connector_id%'"
+
+    async def run_replay() -> None:
+        replayed.append(await replay(pos_rt, cid, newer))
+
+    async with pos_rt.db.engine.connect() as holder:
+        await holder.begin()
+        t9 = (await holder.execute(text(
+            "SELECT r.unified_id FROM external_ref r WHERE r.connector_id = :c AND r.object_type = 'sale'"
+            " AND r.external_id = 'T9'"), {"c": cid})).scalar_one()
+        await holder.execute(text("SELECT 1 FROM sale WHERE id = :id FOR UPDATE"), {"id": t9})
+
+        async def steer() -> None:
+            await until(waiting)  # page 2 holds the connector's lock and waits for T9
+            replays.append(asyncio.create_task(run_replay()))
+            await until(waiting_twice)  # the replay waits for the connector's lock, behind page 2
+            await until(planned)  # page 3 has read T12 and waits for page 2
+            await holder.commit()  # page 2 goes on and commits; the replay comes next, then page 3
+
+        steering: list[asyncio.Task[None]] = []
+
+        async def after_page(progress: SyncProgress) -> None:
+            if progress.stream == "sales" and not steering:  # page 1 committed
+                steering.append(asyncio.create_task(steer()))
+
+        run = await run_sync(pos_rt, cid, options=OVERLAP, on_progress=after_page)
+        await asyncio.gather(*steering)
+    await asyncio.gather(*replays)
     assert run.status == "succeeded" and run.errors == 0 and replayed == ["updated"]
     store = await dump(pos_rt, cid)
     statuses = {sale[0]: sale[5] for sale in store["sales"]}
-    # The newer, replayed version of T8 stays: the page's older one is not applied over it.
-    assert statuses == {**{f"T{i}": "layaway" for i in range(1, 15)}, "T8": "voided"}
+    # The newer, replayed version of T12 stays: the page's older one is not applied over it.
+    assert statuses == {**{f"T{i}": "layaway" for i in range(1, 15)}, "T12": "voided"}
     assert run.stats["sales"]["updated"] == 13 and run.stats["sales"]["unchanged"] == 1
 
 

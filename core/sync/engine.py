@@ -284,7 +284,7 @@ class _Run:
                     committed()
                     ahead = None
                 this = _Ahead(keys)
-                this.task = asyncio.create_task(self._commit_page_after(stream, page, decoded, ahead))
+                this.task = asyncio.create_task(self._commit_page_after(stream, page, decoded, ahead, this))
                 flying = [t for t in flying if not t.done()] + [this.task]
                 if ahead is not None:
                     await ahead.task
@@ -305,14 +305,22 @@ class _Run:
             raise
 
     async def _commit_page_after(
-        self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead | None
+        self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead | None, this: _Ahead
     ) -> str | None:
         """Commit a page after ``prior`` (the previous page), overlapping it when possible.
 
         Returns the page's transaction id, or None if it was dropped because ``prior`` did not commit."""
+        try:
+            return await self._commit_page_in_turn(stream, page, decoded, prior, this)
+        finally:
+            this.settle(None)  # no-op once it committed
+
+    async def _commit_page_in_turn(
+        self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead | None, this: _Ahead
+    ) -> str | None:
         if prior is not None:
             try:
-                return await self._commit_overlapped(stream, page, decoded, prior)
+                return await self._commit_overlapped(stream, page, decoded, prior, this)
             except _PriorFailed:
                 return None
             except MustWait as exc:
@@ -323,11 +331,12 @@ class _Run:
             except Exception:  # something the overlap did not foresee: the ordinary way decides
                 log.warning("sync %s/%s: an overlapped page failed; running it again on its own",
                             self.connector.name, stream.name, exc_info=True)
-            if await _committed(prior.task) is None:
+            if await prior.committed() is None:
                 return None
-        return await self._commit_page(stream, page, decoded)
+        return await self._commit_page(stream, page, decoded, this)
 
-    async def _commit_overlapped(self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead) -> str:
+    async def _commit_overlapped(self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead,
+                                 this: _Ahead) -> str:
         """Read and plan the page while ``prior`` still writes and commits; write once it has committed,
         after taking the connector's lock and checking that nothing else wrote in between."""
         assert self.tracker is not None
@@ -337,7 +346,7 @@ class _Run:
 
         async def gate() -> None:
             nonlocal locked, xid
-            prior_xid = await _committed(prior.task)
+            prior_xid = await prior.committed()
             if prior_xid is None:
                 raise _PriorFailed()
             await self.keeper.lock.acquire()
@@ -368,6 +377,7 @@ class _Run:
         finally:
             if locked:
                 self.keeper.lock.release()
+        this.settle(xid)
         self.keeper.touch()
         if result.errors:
             self.has_open_errors = True
@@ -386,7 +396,8 @@ class _Run:
                 checkpoint_t.c.connector_id == self.connector_id, checkpoint_t.c.stream == stream))).first()
         return dict(row[0] or {}) if row else {}
 
-    async def _commit_page(self, stream: Stream, page: Page, decoded: Decoded) -> str | None:
+    async def _commit_page(self, stream: Stream, page: Page, decoded: Decoded,
+                           this: _Ahead | None = None) -> str | None:
         """Commit one page in one transaction that starts by taking the connector's lock; returns the
         transaction's id when pages overlap (PostgreSQL)."""
         assert self.tracker is not None
@@ -403,6 +414,8 @@ class _Run:
                 decoded=decoded,
             )
             await self._finish_page(conn, stream, page, result)
+        if this is not None:
+            this.settle(xid)
         self.keeper.touch()
         if result.errors:
             self.has_open_errors = True
@@ -425,24 +438,30 @@ class _Run:
 
 
 class _Ahead:
-    """A page handed over for commit: its task (the transaction id once committed, None if dropped)
-    and what it touches."""
+    """A page handed over for commit: its task (the transaction id once committed, None if dropped),
+    what it touches, and its outcome as soon as it is known.
+
+    The next page waits for the outcome, which is settled the moment the page has committed and let
+    go of the connector's lock: before the page reports its progress, and before the loop that hands
+    out pages gets its turn, so the next page's writes start as early as they can."""
 
     def __init__(self, keys: set[str] | None) -> None:
         self.keys = keys
         self.task: asyncio.Task[str | None]
+        self._outcome: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+
+    def settle(self, xid: str | None) -> None:
+        if not self._outcome.done():
+            self._outcome.set_result(xid)
+
+    async def committed(self) -> str | None:
+        """The page's transaction id once it committed; None if it did not."""
+        # Shielded: a waiter being cancelled must not cancel the outcome the page settles.
+        return await asyncio.shield(self._outcome)
 
 
 class _PriorFailed(MustWait):
     """The previous page did not commit: this one must not either."""
-
-
-async def _committed(task: asyncio.Task[str | None]) -> str | None:
-    """The transaction id of a page once its task is over; None if it did not commit."""
-    await asyncio.wait([task])
-    if task.cancelled() or task.exception() is not None:
-        return None
-    return task.result()
 
 
 async def prefetch(stream: Stream, pages: AsyncIterator[Page]) -> AsyncIterator[tuple[Page, Decoded]]:
