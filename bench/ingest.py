@@ -12,7 +12,7 @@ Prints sales/s per size and the ratio to the smallest size (flat ≈ 1.0 means i
 On a shared machine wall-clock rates swing with the load, so it also prints the CPU each sale cost:
 this process ("CPU µs/sale", of which "of it gen" is the benchmark's own payload generation) and,
 on PostgreSQL, the server backends of the benchmark's database ("PG µs/sale"); "first/last tenth CPU
-µs/sale" (both together) shows whether a page costs more as the store grows, whatever the load.
+µs/sale" (ours+PG) shows whether a page costs more as the store grows, whatever the load.
 """
 
 from __future__ import annotations
@@ -304,14 +304,16 @@ def _generator_cost(n: int = 5_000) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
-def _first_last_cpu(marks: list[tuple[float, int]], cpu: list[float], server: list[float]) -> tuple[float, float]:
+def _first_last_cpu(marks: list[tuple[float, int]], cpu: list[float],
+                    server: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(ours, PostgreSQL's) CPU µs per sale in the first and in the last tenth of the pages."""
     if len(marks) < 10:
-        return (0.0, 0.0)
+        return ((0.0, 0.0), (0.0, 0.0))
     tenth = len(marks) // 10
 
-    def per_sale(a: int, b: int) -> float:
-        used = cpu[b] - cpu[a] + (server[b] - server[a] if server else 0.0)
-        return used / max(1, marks[b][1] - marks[a][1]) * 1e6
+    def per_sale(a: int, b: int) -> tuple[float, float]:
+        sold = max(1, marks[b][1] - marks[a][1])
+        return ((cpu[b] - cpu[a]) / sold * 1e6, (server[b] - server[a]) / sold * 1e6 if server else 0.0)
 
     return per_sale(0, tenth), per_sale(len(marks) - tenth - 1, len(marks) - 1)
 
@@ -328,6 +330,10 @@ def _first_last(marks: list[tuple[float, int]]) -> tuple[float, float]:
     return rate(marks[0], marks[tenth]), rate(marks[-tenth - 1], marks[-1])
 
 
+def _pair(ours_pg: tuple[float, float]) -> str:
+    return f"{ours_pg[0]:.0f}+{ours_pg[1]:.0f}"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000", help="comma-separated sale counts (default 10000)")
@@ -340,7 +346,7 @@ async def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"{'backend':9} {'sales':>9} {'clients':>8} {'sales s':>8} {'sales/s':>9} {'vs first':>8}"
           f" {'clients/s':>9} {'wall s':>7} {'first/last tenth sales/s':>25} {'CPU µs/sale':>11} {'of it gen':>9}"
-          f" {'PG µs/sale':>10} {'first/last tenth CPU µs/sale':>28}")
+          f" {'PG µs/sale':>10} {'first/last tenth CPU µs/sale (ours+PG)':>38}")
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         first = None
         for size in sizes:
@@ -350,7 +356,7 @@ async def main() -> None:
                   f"{r['rate'] / first:>8.2f} {r['client_rate']:>9.0f} {r['wall']:>7.1f} "
                   f"{r['first_last'][0]:>17.0f} / {r['first_last'][1]:>5.0f} {r['cpu_us']:>11.0f} {r['gen_us']:>9.0f} "
                   f"{'-' if r['server_us'] is None else format(r['server_us'], '.0f'):>10} "
-                  f"{r['first_last_cpu'][0]:>20.0f} / {r['first_last_cpu'][1]:>5.0f}"
+                  f"{_pair(r['first_last_cpu'][0]):>17} / {_pair(r['first_last_cpu'][1]):>9}"
                   + (f"  errors={r['errors']}" if r["errors"] else ""), flush=True)
 
 

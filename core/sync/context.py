@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.sync.feedrows import FeedBatch
+from core.sync.refs import RefCache
 
 CREATED, UPDATED, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
@@ -61,16 +62,20 @@ class UpsertContext:
     gate: Callable[[], Awaitable[Any]] | None = None
     relock: Callable[[], Awaitable[Any]] | None = None
     overlapping: bool = False
+    # The run's cache of references that never move (see refs.RefCache); a fresh one per page otherwise.
+    ref_cache: RefCache = field(default_factory=RefCache)
     _gate_passed: bool = False
 
     @classmethod
     async def open(cls, session: AsyncSession, connector_id: int, now: datetime,
                    gate: Callable[[], Awaitable[Any]] | None = None,
-                   relock: Callable[[], Awaitable[Any]] | None = None) -> UpsertContext:
+                   relock: Callable[[], Awaitable[Any]] | None = None,
+                   ref_cache: RefCache | None = None) -> UpsertContext:
         origin = f"connector:{connector_id}"
         conn = await session.connection()
         feed = FeedBatch(origin, connector_id, as_json=conn.dialect.name == "postgresql")
-        return cls(session, conn, connector_id, origin, now, feed, gate, relock, overlapping=gate is not None)
+        return cls(session, conn, connector_id, origin, now, feed, gate, relock, overlapping=gate is not None,
+                   ref_cache=ref_cache or RefCache())
 
     async def before_writes(self) -> None:
         if self.gate is not None:

@@ -33,6 +33,7 @@ from core.sync.exceptions import LeaseLost, SyncBusy, SyncFailed, SyncRefused
 from core.sync.ingest import Decoded, PageResult, decode_page_async, describe, ingest_page
 from core.sync.options import SyncOptions
 from core.sync.progress import ProgressCallback, RunTracker, notify
+from core.sync.refs import RefCache
 from core.sync.replay import retry_unresolved
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class _Run:
         self.has_open_errors = False
         # Pages of a stream overlap (core.sync.pipeline) on PostgreSQL: one connection per transaction there.
         self.overlap = opts.overlap_pages and rt.db.dialect == "postgresql"
+        self.ref_cache = RefCache()
 
     async def execute(self) -> SyncRun:
         run_id = await self._start()
@@ -366,7 +368,7 @@ class _Run:
                     result = await ingest_page(
                         session, connector_id=self.connector_id, connector_type=self.ctype.name, stream=stream,
                         payloads=page.records, run_id=self.tracker.run_id, close_errors=self.has_open_errors,
-                        decoded=decoded, gate=gate, relock=relock,
+                        decoded=decoded, gate=gate, relock=relock, ref_cache=self.ref_cache,
                     )
                     assert xid is not None
                     await self._finish_page(conn, stream, page, result)
@@ -411,7 +413,7 @@ class _Run:
             result = await ingest_page(
                 session, connector_id=self.connector_id, connector_type=self.ctype.name, stream=stream,
                 payloads=page.records, run_id=self.tracker.run_id, close_errors=self.has_open_errors,
-                decoded=decoded,
+                decoded=decoded, ref_cache=self.ref_cache,
             )
             await self._finish_page(conn, stream, page, result)
         if this is not None:

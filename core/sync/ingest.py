@@ -22,7 +22,7 @@ from core.models import utcnow
 from core.plugin import AssociateRecord, ClientRecord, LocationRecord, ProductRecord, SaleRecord, Stream
 from core.sync.context import CREATED, FAILED, OK, UNCHANGED, UPDATED, Item, MustWait, Outcome, UpsertContext
 from core.sync.queue import Failure, close_resolved, record_failures
-from core.sync.refs import record_hash
+from core.sync.refs import RefCache, record_hash
 from core.sync.upsert_clients import upsert_clients
 from core.sync.upsert_org import upsert_associates, upsert_locations
 from core.sync.upsert_products import upsert_products
@@ -149,15 +149,17 @@ async def ingest_page(
     decoded: Decoded | None = None,
     gate: Callable[[], Awaitable[Any]] | None = None,
     relock: Callable[[], Awaitable[Any]] | None = None,
+    ref_cache: RefCache | None = None,
 ) -> PageResult:
     """Ingest one page in the caller's transaction. ``decoded`` is ``decode_page``'s result when the
     caller decoded the page ahead (the engine does, while the previous page commits); ``gate`` and
-    ``relock`` are for pages that overlap the previous one (see :class:`UpsertContext`)."""
+    ``relock`` are for pages that overlap the previous one (see :class:`UpsertContext`); ``ref_cache``
+    is the run's (see :class:`RefCache`)."""
     object_type = stream.object_type
     upsert = UPSERTERS.get(object_type)
     if upsert is None:
         raise ValueError(f"stream {stream.name!r} has unknown object type {object_type!r}")
-    ux = await UpsertContext.open(session, connector_id, utcnow(), gate, relock)
+    ux = await UpsertContext.open(session, connector_id, utcnow(), gate, relock, ref_cache)
     outcomes, items = decoded if decoded is not None else decode_page(stream, payloads)
     outcomes = list(outcomes)
 

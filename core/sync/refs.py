@@ -85,6 +85,35 @@ async def lookup(
     return found
 
 
+class RefCache:
+    """References found during one sync run, for object types whose references never move.
+
+    A location's, associate's or product's reference is created once and keeps pointing at the same
+    row: Clasp never deletes those rows, and a connector's references go only with the connector,
+    which cannot be removed while it syncs. A sales page names a couple of thousand products and
+    associates that earlier pages already looked up; the cache spares the server those probes. Only
+    references that exist are kept (a missing one may appear later), and the foreign keys on sales
+    and lines still stand behind every id taken from here.
+    """
+
+    TYPES = frozenset({"location", "associate", "product"})
+
+    def __init__(self) -> None:
+        self.found: dict[str, dict[str, Ref]] = {t: {} for t in self.TYPES}
+
+    async def lookup(self, conn: AsyncConnection, connector_id: int, object_type: str,
+                     external_ids: Iterable[str | None]) -> dict[str, Ref]:
+        known = self.found[object_type]
+        wanted = {e for e in external_ids if e is not None}
+        out = {e: known[e] for e in wanted if e in known}
+        missing = [e for e in wanted if e not in known]
+        if missing:
+            fresh = await lookup(conn, connector_id, object_type, missing)
+            known.update(fresh)
+            out.update(fresh)
+        return out
+
+
 async def all_of_type(conn: AsyncConnection, connector_id: int, object_type: str) -> dict[str, int]:
     rows = await conn.execute(
         select(ref_t.c.external_id, ref_t.c.unified_id).where(

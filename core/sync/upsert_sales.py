@@ -161,9 +161,9 @@ async def _resolve(ux: UpsertContext, todo: list[Item], found: dict[str, refs_mo
     recs = [i.record for i in todo]
     cid = ux.connector_id
     locations = await ensure_locations(ux, {r.location_external_id: r.currency for r in recs})
-    associates = await refs_mod.lookup(ux.conn, cid, "associate", [r.associate_external_id for r in recs])
+    associates = await ux.ref_cache.lookup(ux.conn, cid, "associate", [r.associate_external_id for r in recs])
     clients = await refs_mod.lookup(ux.conn, cid, "client", [r.client_external_id for r in recs])
-    products = await refs_mod.lookup(
+    products = await ux.ref_cache.lookup(
         ux.conn, cid, "product", [ln.product_external_id for r in recs for ln in r.lines])
     # Lines of sales stored before (to update them) and refunded lines. A new sale's own line ids are
     # not looked up: they cannot exist unless another sale claims them, which the unique reference
