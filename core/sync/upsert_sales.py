@@ -38,8 +38,9 @@ sale_t = Sale.__table__  # type: ignore[attr-defined]
 line_t = SaleLine.__table__  # type: ignore[attr-defined]
 SALE_FIELDS = ("location_id", "associate_id", "client_id", "channel", "status", "currency", "subtotal_minor",
                "tax_minor", "total_minor", "occurred_at")
-PLAN_SLICE = 100
 LINE_FIELDS = ("product_id", "sku", "name", "quantity", "unit_price_minor", "total_minor")
+# Sales planned between two yields to the event loop (see _plan).
+PLAN_SLICE = 100
 
 
 @dataclass(slots=True)
@@ -395,6 +396,8 @@ async def _link_parents(
     old_parent.update(linked)
     links = []
     for plan in plans.values():
+        if plan.ref is None and not plan.parents:
+            continue  # a new sale that refunds nothing: its lines were inserted without a parent
         for ext in plan.lines:
             lid = line_ids[ext]
             parent_ext = plan.parents.get(ext)
@@ -402,7 +405,6 @@ async def _link_parents(
             if old_parent.get(lid) != parent:
                 links.append({"id": lid, "parent_line_id": parent})
     await update_rows(ux.conn, line_t, links)
-
 
 
 def page_keys(items: list[Item]) -> set[str]:
