@@ -2,7 +2,9 @@
 
 A page spends about half its time in Python (decoding, planning, encoding rows) and half waiting for
 the server to store its rows; the server runs in other processes, on the other core. So while page N
-writes and commits, page N+1 already runs its lookups and its planning in a second transaction:
+writes and commits, page N+1 already runs its lookups, plans, and builds its rows (new ids come from
+the sequences, which is not a write) in a second transaction. It starts writing the moment N has
+committed, without waiting for N's progress report:
 
 - N+1 writes only once N has committed, and only after taking the connector's row lock first, like
   every page transaction and every replay of the error queue. Pages therefore still commit one by one,
