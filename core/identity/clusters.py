@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.identity.merge import merge_clients
 from core.identity.settings import IdentitySettings
 from core.models import ClientContact, ClientMerge, ExternalRef
+from core.sync.bulk import pg_driver
 
 _COMPONENT = text(
     """
@@ -79,10 +80,7 @@ async def linked_clients(
     if not ids:
         return []
     if session.bind.dialect.name == "postgresql":
-        raw = await (await session.connection()).get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        found = await driver.fetch(_LINKED_PG, ids, list(kinds), [*stop, ""])
+        found = await (await pg_driver(await session.connection())).fetch(_LINKED_PG, ids, list(kinds), [*stop, ""])
         return sorted(int(r[0]) for r in found)
     rows = await session.exec(  # type: ignore[call-overload]
         _LINKED, params={"ids": ids, "kinds": list(kinds), "stop": [*stop, ""], "no": False}

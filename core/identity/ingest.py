@@ -41,6 +41,7 @@ from core.normalize import (
 )
 from core.plugin import ClientRecord
 from core.sync import refs as refs_mod
+from core.sync.bulk import pg_driver
 
 PLURAL = {"email": "emails", "phone": "phones"}
 
@@ -422,10 +423,7 @@ async def _sharing_clients_pg(session: AsyncSession, wanted: dict[str, set[str]]
     the statistics; OFFSET 0 keeps the subquery from being flattened back into a join.
     """
     pairs = [(kind, value) for kind, values in wanted.items() for value in sorted(values)]
-    raw = await (await session.connection()).get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    rows = await driver.fetch(
+    rows = await (await pg_driver(await session.connection())).fetch(
         "SELECT DISTINCT m.client_id FROM unnest($1::text[], $2::text[]) AS k(kind, value) CROSS JOIN LATERAL ("
         "SELECT cc.client_id FROM client_contact cc JOIN client c ON c.id = cc.client_id"
         " WHERE cc.kind = k.kind AND cc.value = k.value AND NOT cc.unusable AND c.merged_into_id IS NULL"

@@ -142,15 +142,22 @@ def _with_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, A
     return [{**values, **row} for row in rows]
 
 
+async def pg_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn`` (PostgreSQL), for statements that send whole arrays or
+    COPY a page: the transaction's own connection, without SQLAlchemy's per-statement work."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return driver
+
+
 # Table → its id sequence, as a quoted literal for nextval(). Looked up once: the schema is the migrations'.
 _sequences: dict[str, str] = {}
 
 
 async def new_ids(conn: AsyncConnection, table: Table, n: int) -> list[int]:
     """Draw ``n`` ids from the table's id sequence (PostgreSQL), as one array in one row."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await pg_driver(conn)
     seq = _sequences.get(table.name)
     if seq is None:
         name = await driver.fetchval("SELECT pg_get_serial_sequence($1, 'id')", table.name)
@@ -239,9 +246,7 @@ async def copy_rows(conn: AsyncConnection, prepared: PreparedRows) -> None:
     slipping in."""
     if not prepared.records:
         return
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
+    driver = await pg_driver(conn)
     await driver.copy_records_to_table(prepared.table.name, records=prepared.records, columns=prepared.columns)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import ExternalRef
-from core.sync.bulk import in_values, insert_rows, update_rows
+from core.sync.bulk import in_values, insert_rows, pg_driver, update_rows
 
 ref_t = ExternalRef.__table__  # type: ignore[attr-defined]
 
@@ -58,10 +58,7 @@ async def lookup(
         # 1M-sale backfill slows down page after page. LIMIT 1 (the key is unique) keeps the lateral
         # subquery from being flattened back into such a join. Straight through the driver: this runs
         # several times per page and returns thousands of rows.
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        rows = await driver.fetch(
+        rows = await (await pg_driver(conn)).fetch(
             "SELECT k.ext, r.id, r.unified_id, r.payload_hash, r.remote_updated_at"
             " FROM unnest($1::text[]) AS k(ext) CROSS JOIN LATERAL ("
             "SELECT id, unified_id, payload_hash, remote_updated_at FROM external_ref"

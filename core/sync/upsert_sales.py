@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import Sale, SaleLine
 from core.sync import refs as refs_mod
@@ -25,6 +26,7 @@ from core.sync.bulk import (
     in_values,
     insert_rows,
     is_pg,
+    pg_driver,
     prepare_rows,
     reserve_ids,
     update_rows,
@@ -175,7 +177,9 @@ async def _resolve(ux: UpsertContext, todo: list[Item], found: dict[str, refs_mo
     return Refs(locations, associates, clients, products, lines)
 
 
-async def lookup_lines(conn: Any, connector_id: int, external_ids: list[str | None]) -> dict[str, tuple[int, int]]:
+async def lookup_lines(
+    conn: AsyncConnection, connector_id: int, external_ids: list[str | None]
+) -> dict[str, tuple[int, int]]:
     """Stored lines by POS id: external id → (line id, sale id)."""
     wanted = sorted({e for e in external_ids if e is not None})
     found: dict[str, tuple[int, int]] = {}
@@ -183,9 +187,7 @@ async def lookup_lines(conn: Any, connector_id: int, external_ids: list[str | No
         return found
     if is_pg(conn):
         # One probe of the unique key per id, whatever the statistics say (see refs.lookup).
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        rows = await driver.fetch(
+        rows = await (await pg_driver(conn)).fetch(
             "SELECT k.ext, l.id, l.sale_id FROM unnest($1::text[]) AS k(ext) CROSS JOIN LATERAL ("
             "SELECT id, sale_id FROM sale_line WHERE connector_id = $2 AND external_id = k.ext LIMIT 1) AS l",
             wanted, connector_id,
