@@ -338,7 +338,7 @@ class _Run:
         return await self._commit_page(stream, page, decoded, this)
 
     async def _commit_overlapped(self, stream: Stream, page: Page, decoded: Decoded, prior: _Ahead,
-                                 this: _Ahead) -> str:
+                                 this: _Ahead) -> str | None:
         """Read and plan the page while ``prior`` still writes and commits; write once it has committed,
         after taking the connector's lock and checking that nothing else wrote in between."""
         assert self.tracker is not None
@@ -379,12 +379,7 @@ class _Run:
         finally:
             if locked:
                 self.keeper.lock.release()
-        this.settle(xid)
-        self.keeper.touch()
-        if result.errors:
-            self.has_open_errors = True
-        await notify(self.on_progress, self.tracker.snapshot())
-        return xid
+        return await self._committed(result, xid, this)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -416,6 +411,11 @@ class _Run:
                 decoded=decoded, ref_cache=self.ref_cache,
             )
             await self._finish_page(conn, stream, page, result)
+        return await self._committed(result, xid, this)
+
+    async def _committed(self, result: PageResult, xid: str | None, this: _Ahead | None) -> str | None:
+        """After a page committed and let go of the lock: the next page may write, then progress."""
+        assert self.tracker is not None
         if this is not None:
             this.settle(xid)
         self.keeper.touch()
