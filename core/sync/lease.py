@@ -17,7 +17,7 @@ import socket
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Update, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import Database
@@ -56,15 +56,24 @@ async def holder(conn: AsyncConnection, connector_id: int) -> tuple[str | None, 
     return (row[0], row[1]) if row else (None, None)
 
 
-async def renew(conn: AsyncConnection, connector_id: int, owner: str, seconds: float) -> None:
-    """Extend this owner's lease; raise :class:`LeaseLost` if it is no longer ours."""
-    result = await conn.execute(
+def renewal(connector_id: int, owner: str, seconds: float) -> Update:
+    """The statement that extends this owner's lease (it updates no row once the lease is not ours)."""
+    return (
         update(connector_t)
         .where(connector_t.c.id == connector_id, connector_t.c.lease_owner == owner)
         .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
     )
+
+
+def lost(connector_id: int) -> LeaseLost:
+    return LeaseLost(f"the sync lease of connector {connector_id} was taken over by another worker")
+
+
+async def renew(conn: AsyncConnection, connector_id: int, owner: str, seconds: float) -> None:
+    """Extend this owner's lease; raise :class:`LeaseLost` if it is no longer ours."""
+    result = await conn.execute(renewal(connector_id, owner, seconds))
     if result.rowcount != 1:
-        raise LeaseLost(f"the sync lease of connector {connector_id} was taken over by another worker")
+        raise lost(connector_id)
 
 
 async def lock_connector(conn: AsyncConnection, connector_id: int) -> None:

@@ -22,16 +22,14 @@ committed, without waiting for N's progress report:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import literal_column
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.models import utcnow
 from core.plugin import Stream
+from core.sync import lease
 from core.sync.context import Item, MustWait
-from core.sync.exceptions import LeaseLost
 from core.sync.ingest import Decoded, guess_external_id
 from core.sync.upsert_sales import page_keys as sale_page_keys
 
@@ -65,21 +63,16 @@ async def renew(conn: AsyncConnection, connector_id: int, owner: str, seconds: f
     UPDATE waits for the row lock and then checks ``xmin`` on the row as it is once the lock is held
     (READ COMMITTED re-reads it), so nothing can come in after the check.
     """
-    expires = utcnow() + timedelta(seconds=seconds)
-    params: dict[str, Any] = {"expires": expires, "id": connector_id, "owner": owner}
-    check = ""
+    xmin = literal_column("xmin::text")
+    stmt = lease.renewal(connector_id, owner, seconds).returning(xmin)
     if after is not None:
-        check, params["after"] = " AND xmin::text = :after", after
-    row = (await conn.execute(
-        text("UPDATE connector SET lease_expires_at = :expires WHERE id = :id AND lease_owner = :owner"
-             + check + " RETURNING xmin::text"), params,
-    )).first()
+        stmt = stmt.where(xmin == after)
+    row = (await conn.execute(stmt)).first()
     if row is not None:
         return str(row[0])
     if after is not None:
         # Which condition failed: another transaction wrote the row, or the lease is gone.
-        owner_now = (await conn.execute(text("SELECT lease_owner FROM connector WHERE id = :id"),
-                                        {"id": connector_id})).scalar()
+        owner_now, _ = await lease.holder(conn, connector_id)
         if owner_now == owner:
             raise Interleaved()
-    raise LeaseLost(f"the sync lease of connector {connector_id} was taken over by another worker")
+    raise lease.lost(connector_id)
