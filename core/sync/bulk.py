@@ -169,7 +169,7 @@ async def new_ids(conn: AsyncConnection, table: Table, n: int) -> list[int]:
 
 
 async def reserve_ids(conn: AsyncConnection, table: Table, n: int) -> list[int] | None:
-    """Ids for ``n`` rows to be inserted later (``insert_rows(ids=...)``), or None where the database
+    """Ids for ``n`` rows to be inserted later (``prepare_rows(ids=...)``), or None where the database
     hands ids out only as it inserts (SQLite).
 
     Drawing from a sequence is not a write: a page can do it before it may write (see
@@ -181,21 +181,15 @@ async def reserve_ids(conn: AsyncConnection, table: Table, n: int) -> list[int] 
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *,
-                      want_ids: bool = False, constants: dict[str, Any] | None = None,
-                      ids: list[int] | None = None) -> list[int]:
+                      want_ids: bool = False, constants: dict[str, Any] | None = None) -> list[int]:
     """Insert ``rows`` (all with the same keys); return their new ids in order when ``want_ids``.
 
     ``constants`` are columns with the same value in every row (timestamps, the connector): passed
-    once instead of copied into each row dict. ``ids``: ids from :func:`reserve_ids`, one per row.
+    once instead of copied into each row dict.
     """
     if not rows:
         return []
-    if ids is not None:
-        assert len(ids) == len(rows)
-        want_ids = False
     if not is_pg(conn):
-        if ids is not None:
-            rows = [{**row, "id": ident} for row, ident in zip(rows, ids, strict=True)]
         if constants:
             rows = [{**row, **constants} for row in rows]
         rows = _with_defaults(table, rows)
@@ -204,8 +198,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: list[dict[str, 
             return [r[0] for r in result]
         await conn.execute(sa_insert(table), rows)
         return []
-    if want_ids:
-        ids = await new_ids(conn, table, len(rows))
+    ids = await new_ids(conn, table, len(rows)) if want_ids else None
     await copy_rows(conn, prepare_rows(table, rows, ids=ids, constants=constants))
     return ids or []
 

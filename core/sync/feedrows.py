@@ -9,7 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import ChangeFeed
-from core.sync.bulk import JSONText, insert_rows, is_pg
+from core.sync.bulk import JSONText, insert_rows
 
 feed_t = ChangeFeed.__table__  # type: ignore[attr-defined]
 
@@ -52,8 +52,5 @@ class FeedBatch:
     async def flush(self, conn: AsyncConnection) -> None:
         if self.rows:
             rows, self.rows = self.rows, []
-            if is_pg(conn) and not self.as_json:
-                for row in rows:
-                    row["changes"] = JSONText(to_json(row["changes"]).decode())
             await insert_rows(conn, feed_t, rows,
                               constants={"origin": self.origin, "origin_connector_id": self.origin_connector_id})

@@ -104,23 +104,15 @@ async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: d
     line_ids = await reserve_ids(ux.conn, line_t, sum(len(p.lines) for p in new))
     if sale_ids is None or line_ids is None:
         return None
-    sales: list[dict[str, Any]] = []
-    ref_rows: list[dict[str, Any]] = []
+    ref_rows = _created(ux, new, sale_ids, outcomes)
     lines: list[dict[str, Any]] = []
     line_by_ext: dict[str, int] = {}
     linked: dict[int, int] = {}
     lid_iter = iter(line_ids)
-    for plan, sale_id in zip(new, sale_ids, strict=True):
-        plan.sale_id = sale_id
-        rec = plan.item.record
-        sales.append(plan.values)
-        ref_rows.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
-                         "remote_updated_at": rec.updated_at})
-        ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
-        outcomes[plan.item.index] = OK[CREATED]
+    for plan in new:
         for ext, values in plan.lines.items():
             line_by_ext[ext] = next(lid_iter)
-            lines.append({**values, "sale_id": sale_id, "parent_line_id": None, "external_id": ext})
+            lines.append(_new_line(values, plan, ext))
     # Refunds whose line already has an id; the others (a new line of a sale stored before) are linked
     # after the inserts, by _link_parents.
     n = 0
@@ -135,11 +127,36 @@ async def _stage_new(ux: UpsertContext, new: list[Plan], refs: Refs, outcomes: d
                     linked[line_ids[n]] = parent
             n += 1
     return Staged(
-        prepare_rows(sale_t, sales, ids=sale_ids, constants={"created_at": ux.now, "updated_at": ux.now}),
+        prepare_rows(sale_t, [p.values for p in new], ids=sale_ids, constants=_stamps(ux)),
         prepare_rows(refs_mod.ref_t, ref_rows, constants=refs_mod.ref_constants(ux.connector_id, "sale", ux.now)),
         prepare_rows(line_t, lines, ids=line_ids, constants={"connector_id": ux.connector_id}),
         line_by_ext, linked,
     )
+
+
+def _created(
+    ux: UpsertContext, new: list[Plan], sale_ids: list[int], outcomes: dict[int, Outcome]
+) -> list[dict[str, Any]]:
+    """New sales get their ids: their feed rows and outcomes, and the rows of their references."""
+    ref_rows = []
+    for plan, sale_id in zip(new, sale_ids, strict=True):
+        plan.sale_id = sale_id
+        rec = plan.item.record
+        ref_rows.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
+                         "remote_updated_at": rec.updated_at})
+        ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
+        outcomes[plan.item.index] = OK[CREATED]
+    return ref_rows
+
+
+def _new_line(values: dict[str, Any], plan: Plan, ext: str) -> dict[str, Any]:
+    """A line to insert (the connector comes as a constant of the insert); its parent is linked later
+    unless it is known already."""
+    return {**values, "sale_id": plan.sale_id, "parent_line_id": None, "external_id": ext}
+
+
+def _stamps(ux: UpsertContext) -> dict[str, Any]:
+    return {"created_at": ux.now, "updated_at": ux.now}
 
 
 async def _current_sales(ux: UpsertContext, found: dict[str, refs_mod.Ref], todo: list[Item]) -> dict[int, Any]:
@@ -301,17 +318,9 @@ async def _write_sales(
         await copy_rows(ux.conn, staged.sales)
         await copy_rows(ux.conn, staged.refs)
     elif new:
-        ids = await insert_rows(ux.conn, sale_t, [p.values for p in new], want_ids=True,
-                                constants={"created_at": ux.now, "updated_at": ux.now})
-        ref_rows = []
-        for plan, sale_id in zip(new, ids, strict=True):
-            plan.sale_id = sale_id
-            rec = plan.item.record
-            ref_rows.append({"external_id": rec.external_id, "unified_id": sale_id, "payload_hash": plan.item.hash,
-                             "remote_updated_at": rec.updated_at})
-            ux.feed.add("sale", sale_id, "insert", {**plan.values, "lines": len(plan.lines)}, ux.now)
-            outcomes[plan.item.index] = OK[CREATED]
-        await refs_mod.insert_refs(ux.conn, ref_rows, refs_mod.ref_constants(ux.connector_id, "sale", ux.now))
+        ids = await insert_rows(ux.conn, sale_t, [p.values for p in new], want_ids=True, constants=_stamps(ux))
+        await refs_mod.insert_refs(ux.conn, _created(ux, new, ids, outcomes),
+                                   refs_mod.ref_constants(ux.connector_id, "sale", ux.now))
     updates, touches = [], []
     for plan in plans.values():
         if plan.ref is None:
@@ -354,7 +363,7 @@ async def _write_lines(
         for ext, values in plan.lines.items():
             row = have_by_ext.get(ext)
             if row is None:
-                inserts.append((ext, {**values, "sale_id": plan.sale_id, "parent_line_id": None, "external_id": ext}))
+                inserts.append((ext, _new_line(values, plan, ext)))
                 lines_changed = True
             elif any(row[k] != values[k] for k in LINE_FIELDS):
                 updates.append({"id": row["id"], **{k: values[k] for k in LINE_FIELDS}})
