@@ -414,14 +414,27 @@ def _new_client(now: datetime) -> _Row:
     )
 
 
-async def _sharing_clients_pg(session: AsyncSession, wanted: dict[str, set[str]]) -> set[int]:
-    """Live clients holding any of the wanted contact values, probed value by value.
+async def _sharing_clients(session: AsyncSession, wanted: dict[str, set[str]]) -> set[int]:
+    """Live clients holding any of the wanted contact values.
 
-    During a backfill the statistics describe a much smaller table than the one being written, and
-    the planner then read every contact of a kind and filtered the values: a page cost O(table), and
-    a 100k-client backfill slowed down page after page. One index probe per value does not depend on
-    the statistics; OFFSET 0 keeps the subquery from being flattened back into a join.
+    On PostgreSQL, probed value by value. During a backfill the statistics describe a much smaller
+    table than the one being written, and the planner then read every contact of a kind and filtered
+    the values: a page cost O(table), and a 100k-client backfill slowed down page after page. One
+    index probe per value does not depend on the statistics; OFFSET 0 keeps the subquery from being
+    flattened back into a join.
     """
+    if session.bind.dialect.name != "postgresql":
+        clauses = [
+            and_(CONTACT.c.kind == kind, CONTACT.c.value.in_(sorted(values)))
+            for kind, values in wanted.items()
+            if values
+        ]
+        stmt = (
+            core_select(CONTACT.c.client_id)
+            .join(CLIENT, CLIENT.c.id == CONTACT.c.client_id)
+            .where(CLIENT.c.merged_into_id.is_(None), CONTACT.c.unusable.is_(False), or_(*clauses))
+        )
+        return {int(i) for i in (await session.exec(stmt)).scalars().all()}  # type: ignore[call-overload]
     pairs = [(kind, value) for kind, values in wanted.items() for value in sorted(values)]
     rows = await (await pg_driver(await session.connection())).fetch(
         "SELECT DISTINCT m.client_id FROM unnest($1::text[], $2::text[]) AS k(kind, value) CROSS JOIN LATERAL ("
@@ -441,20 +454,8 @@ async def _load_involved(session: AsyncSession, page: _Page, todo: list[_Incomin
             if page.matchable(contact):
                 wanted[contact.kind].add(contact.value)
     ids = {refs[i.record.external_id].unified_id for i in todo if i.record.external_id in refs}
-    if page.settings.on_match == "update" and any(wanted.values()) and session.bind.dialect.name == "postgresql":
-        ids |= await _sharing_clients_pg(session, wanted)
-    elif page.settings.on_match == "update" and any(wanted.values()):
-        clauses = [
-            and_(CONTACT.c.kind == kind, CONTACT.c.value.in_(sorted(values)))
-            for kind, values in wanted.items()
-            if values
-        ]
-        stmt = (
-            core_select(CONTACT.c.client_id)
-            .join(CLIENT, CLIENT.c.id == CONTACT.c.client_id)
-            .where(CLIENT.c.merged_into_id.is_(None), CONTACT.c.unusable.is_(False), or_(*clauses))
-        )
-        ids |= {int(i) for i in (await session.exec(stmt)).scalars().all()}  # type: ignore[call-overload]
+    if page.settings.on_match == "update" and any(wanted.values()):
+        ids |= await _sharing_clients(session, wanted)
     if not ids:
         return
     rows = (await session.exec(core_select(CLIENT).where(CLIENT.c.id.in_(sorted(ids))))).mappings().all()  # type: ignore[call-overload]
