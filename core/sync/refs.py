@@ -85,15 +85,15 @@ async def lookup(
 class RefCache:
     """References found during one sync run, for object types whose references never move.
 
-    A location's, associate's or product's reference is created once and keeps pointing at the same
-    row: Clasp never deletes those rows, and a connector's references go only with the connector,
-    which cannot be removed while it syncs. A sales page names a couple of thousand products and
-    associates that earlier pages already looked up; the cache spares the server those probes. Only
-    references that exist are kept (a missing one may appear later), and the foreign keys on sales
-    and lines still stand behind every id taken from here.
+    An associate's or product's reference is created once and keeps pointing at the same row: Clasp
+    never deletes those rows, and a connector's references go only with the connector, which cannot be
+    removed while it syncs. A sales page names a couple of thousand products and associates that
+    earlier pages already looked up; the cache spares the server those probes. Only references that
+    exist are kept (a missing one may appear later), and the foreign keys on sales and lines still
+    stand behind every id taken from here.
     """
 
-    TYPES = frozenset({"location", "associate", "product"})
+    TYPES = frozenset({"associate", "product"})
 
     def __init__(self) -> None:
         self.found: dict[str, dict[str, Ref]] = {t: {} for t in self.TYPES}
