@@ -13,6 +13,7 @@ from core.models.base import fk, id_field, in_check, json_field, ref_id, ts
 CONTACT_KINDS = ("email", "phone")
 CONSENT_CHANNELS = ("sms", "email", "call")
 CONSENT_STATUSES = ("opted_in", "opted_out", "unknown")
+HOME_LOCATION_SOURCES = ("pos", "derived", "manual")
 OBJECT_TYPES = ("location", "associate", "client", "product", "sale", "sale_line", "outreach")
 
 
@@ -21,7 +22,10 @@ class Client(SQLModel, table=True):
 
     __tablename__ = "client"
     # Never reuse a deleted client's id on SQLite: integrations key on it.
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        CheckConstraint(in_check("home_location_source", HOME_LOCATION_SOURCES), name="home_location_source"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = id_field()
     first_name: str = Field(default="", max_length=200)
@@ -31,7 +35,14 @@ class Client(SQLModel, table=True):
     address: dict[str, Any] = json_field()
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     custom_fields: dict[str, Any] = json_field()
+    # Jewelry preferences and sizes kept in Clasp ({"ring_size": "6.5", "metal": "Yellow gold", ...});
+    # POS custom fields fill what is absent here, an edit in Clasp wins.
+    preferences: dict[str, Any] = json_field()
+    tags: list[str] = json_field(default_factory=list)
     home_location_id: int | None = fk("location.id", nullable=True, ondelete="SET NULL")
+    # Where home_location_id came from: "pos" (the POS names one), "derived" (core's rule over the
+    # client's sales), "manual" (a person chose it; never recomputed). Null: no home store yet.
+    home_location_source: str | None = Field(default=None, max_length=10)
     owner_associate_id: int | None = fk("associate.id", nullable=True, ondelete="SET NULL")
     # Set on a client absorbed by a merge; the row stays so an unmerge can restore it exactly.
     merged_into_id: int | None = fk("client.id", nullable=True)
