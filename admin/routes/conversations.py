@@ -33,13 +33,17 @@ from admin.render import flash, is_htmx, redirect, render, runtime_of
 from core import timezones
 from core.access import Principal, can_see_client, client_filter
 from core.audit import record
+from core.automations.store import default_timezone
 from core.clients import ClientEditError, edit_client, search_clients
-from core.models import Associate, Client, ClientContact, Location, Outreach
+from core.models import Associate, Client, ClientContact, Location, Outreach, Task
 from core.outreach import conversations
 from core.outreach.consent import current_consent
 from core.outreach.jobs import kick
-from core.outreach.outbox import MAX_BODY, OutboxError, text_address
+from core.outreach.outbox import MAX_BODY, OutboxError
+from core.outreach.textable import display as display_phone
+from core.outreach.textable import numbers_for, sharing
 from core.runtime import Runtime
+from core.timelabels import local_label
 
 log = logging.getLogger("clasp.admin")
 
@@ -160,9 +164,8 @@ async def associate_names(session: AsyncSession, ids: set[int | None]) -> dict[i
 
 
 def local_time(value: datetime | None, zone: ZoneInfo) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(zone).strftime("%b %-d, %H:%M")
+    """The store's clock with its label: "Dec 7, 9:14 AM EST"."""
+    return local_label(value, zone)
 
 
 @dataclass
@@ -174,6 +177,9 @@ class ThreadView:
     version: str
     unread_for_others: list[str] = field(default_factory=list)
     marked: int = 0
+    # Each number the thread used or the client holds → how many other clients have it on file.
+    shared: dict[str, int] = field(default_factory=dict)
+    several_numbers: bool = False
 
 
 async def thread_view(session: AsyncSession, principal: Principal, client: Client) -> ThreadView:
@@ -181,10 +187,12 @@ async def thread_view(session: AsyncSession, principal: Principal, client: Clien
     if rows is None:
         raise NotFoundException("no such client")
     tz_name = None
-    if client.home_location_id:
-        location = await session.get(Location, client.home_location_id)
+    # The client's home store's clock; for a client without one, the store that last texted them.
+    home = client.home_location_id or next((r.location_id for r in reversed(rows) if r.location_id), None)
+    if home:
+        location = await session.get(Location, home)
         tz_name = location.timezone if location is not None else None
-    zone = timezones.zone(tz_name)
+    zone = timezones.zone(tz_name or await default_timezone(session))
     names = await associate_names(session, {r.associate_id for r in rows})
     others = sorted(
         {
@@ -197,7 +205,18 @@ async def thread_view(session: AsyncSession, principal: Principal, client: Clien
     latest = max((r.updated_at for r in rows), default=None)
     unread = sum(1 for r in rows if r.direction == "inbound" and r.read_at is None)
     version = f"{rows[-1].id if rows else 0}.{latest.timestamp() if latest else 0}.{len(rows)}.{unread}"
-    return ThreadView(client=client, rows=rows, names=names, zone=zone, version=version, unread_for_others=others)
+    used = {r.from_address if r.direction == "inbound" else r.to_address for r in rows} - {None}
+    shared = await sharing(session, used, except_client=client.id)  # type: ignore[arg-type]
+    return ThreadView(
+        client=client,
+        rows=rows,
+        names=names,
+        zone=zone,
+        version=version,
+        unread_for_others=others,
+        shared={k: v for k, v in shared.items() if v},
+        several_numbers=len(used) > 1,
+    )
 
 
 async def read_if_mine(rt: Runtime, principal: Principal, client_id: int) -> int:
@@ -234,7 +253,24 @@ async def sender_choices(session: AsyncSession, principal: Principal, client: Cl
 
 async def page_context(session: AsyncSession, principal: Principal, client: Client, view: ThreadView) -> dict[str, Any]:
     consent = await current_consent(session, client.id, "sms")  # type: ignore[arg-type]
-    phone = await text_address(session, client.id)  # type: ignore[arg-type]
+    numbers = (await numbers_for(session, [client.id])).get(client.id)  # type: ignore[list-item]
+    phone = numbers.text_to if numbers is not None else None
+    held = [p.value for p in numbers.phones] if numbers is not None else []
+    shared_counts = await sharing(session, held, except_client=client.id)
+    others = shared_counts.get(phone, 0) if phone else 0
+    # Every number on file, so a person sees which one a text goes to and which are shared.
+    number_rows = [
+        {
+            "value": p.value,
+            "shown": display_phone(p.value),
+            "label": p.label,
+            "primary": p.is_primary,
+            "last": numbers.last_texted_from == p.value,
+            "textable": p.textable,
+            "shared_with": shared_counts.get(p.value, 0),
+        }
+        for p in (numbers.phones if numbers is not None else ())
+    ]
     choices = await sender_choices(session, principal, client)
     default_sender = ""
     if principal.associate_id is not None and any(v == str(principal.associate_id) for v, _ in choices):
@@ -245,14 +281,21 @@ async def page_context(session: AsyncSession, principal: Principal, client: Clie
         "view": view,
         "consent": consent,
         "phone": phone,
+        "phone_shown": display_phone(phone),
+        "phone_shared_with": others,
+        "numbers": number_rows,
+        "replying_to_last": bool(numbers and phone and phone == numbers.last_texted_from),
+        "has_landline_only": bool(numbers and numbers.phones and phone is None),
+        "display_phone": display_phone,
         "choices": choices,
-        "form": {"body": "", "media_url": "", "kind": "transactional", "associate_id": default_sender},
+        "form": {"body": "", "media_url": "", "kind": "transactional", "associate_id": default_sender, "task_id": ""},
         "errors": {},
         "max_body": MAX_BODY,
         "max_upload_mb": MAX_UPLOAD // (1024 * 1024),
         "poll": POLL_THREAD,
         "labels": STATE_LABELS,
         "local_time": local_time,
+        "task": None,
     }
 
 
@@ -267,8 +310,10 @@ async def thread_page(
     request: Request[Any, Any, Any],
     client_id: FromPath[int],
     prefill: Annotated[str, QueryParameter(name="body")] = "",
+    task_param: Annotated[str, QueryParameter(name="task")] = "",
 ) -> Response[Any]:
-    """The thread and composer; ``?body=`` pre-fills the composer (the Today page's "Text" action)."""
+    """The thread and composer; ``?body=`` pre-fills the composer and ``?task=`` ties it to a Today
+    task (the Today page's "Text" action): sending the text completes the task."""
     principal: Principal = request.state.principal
     rt = runtime_of(request)
     async with rt.db.session() as session:
@@ -279,8 +324,20 @@ async def thread_page(
         view = await thread_view(session, principal, client)
         view.marked = marked
         context = await page_context(session, principal, client, view)
+        if task_param.isdigit():
+            context["task"] = await _task_for(session, principal, client_id, int(task_param))
+            if context["task"] is not None:
+                context["form"]["task_id"] = task_param
     context["form"]["body"] = prefill[:MAX_BODY_PREFILL]
     return render(request, "conversations/thread.html", context)
+
+
+async def _task_for(session: AsyncSession, principal: Principal, client_id: int, task_id: int) -> Any:
+    """The Today task the composer carries out, if it is the viewer's and this client's (else None)."""
+    from core.automations.today import task_filter
+
+    stmt = select(Task).where(col(Task.id) == task_id, col(Task.client_id) == client_id, task_filter(principal))
+    return (await session.exec(stmt)).first()
 
 
 @get("/clients/{client_id:int}/messages/thread")
@@ -302,7 +359,8 @@ async def thread_fragment(
     return render(
         request,
         "conversations/_thread.html",
-        {"client": client, "view": view, "poll": POLL_THREAD, "labels": STATE_LABELS, "local_time": local_time},
+        {"client": client, "view": view, "poll": POLL_THREAD, "labels": STATE_LABELS, "local_time": local_time,
+         "display_phone": display_phone},
         fragment=True,
     )
 
@@ -329,6 +387,7 @@ async def compose_message(request: Request[Any, Any, Any], client_id: FromPath[i
         "media_url": str(form.get("media_url") or "").strip(),
         "kind": str(form.get("kind") or "transactional"),
         "associate_id": str(form.get("associate_id") or ""),
+        "task_id": str(form.get("task_id") or ""),
     }
     upload = form.get("image")
     errors: dict[str, str] = {}
@@ -371,6 +430,7 @@ async def compose_message(request: Request[Any, Any, Any], client_id: FromPath[i
                     kind=values["kind"],
                     actor=user.email,
                     actor_user_id=user.id,
+                    task_id=int(values["task_id"]) if values["task_id"].isdigit() else None,
                 )
         except conversations.ConversationError:
             raise NotFoundException("no such client") from None
@@ -386,7 +446,7 @@ async def compose_message(request: Request[Any, Any, Any], client_id: FromPath[i
         # Send now rather than at the next tick; without a worker reachable the tick still sends it.
         await kick(rt)
         if not is_htmx(request):
-            flash(request, "Text queued; it goes out in a moment.")
+            flash(request, "Text queued; it goes out in a moment." + (" Follow-up done." if row.task_id else ""))
             return redirect(request, f"/admin/clients/{client_id}/messages")
     async with rt.db.session() as session:
         client = await load_client(session, principal, client_id)
@@ -397,6 +457,7 @@ async def compose_message(request: Request[Any, Any, Any], client_id: FromPath[i
         context["errors"] = errors
     else:
         context["sent"] = True
+        context["task_done"] = bool(row is not None and row.task_id)
         context["form"]["associate_id"] = values["associate_id"]
     if is_htmx(request):
         # The composer is swapped in place; the thread comes along out of band so the new bubble shows now.
@@ -417,6 +478,7 @@ class InboxRow:
     has_media: bool
     flagged_to: list[str]
     for_you: bool
+    latest_label: str = ""
 
 
 @dataclass
@@ -425,6 +487,13 @@ class Inbox:
     others: list[InboxRow]
     unmatched: list[tuple[Outreach, list[tuple[int, str]]]]
     show_unmatched: bool
+    zones: dict[int, str | None] = field(default_factory=dict)
+    default_zone: str = "UTC"
+
+    def unmatched_label(self, message: Outreach) -> str:
+        """An unknown number's text in the clock of the store it texted (else the default zone)."""
+        tz = self.zones.get(message.location_id) if message.location_id else None  # type: ignore[arg-type]
+        return local_label(message.created_at, tz or self.default_zone)
 
     @property
     def count_for_you(self) -> int:
@@ -462,9 +531,12 @@ async def unread_rows(session: AsyncSession, principal: Principal, *, limit: int
         c.id: c for c in (await session.exec(select(Client).where(col(Client.id).in_([c for c, _ in ordered])))).all()
     }
     names = await associate_names(session, {a for _, g in ordered for a in g["aids"]})
+    zones = await location_zones(session)
+    fallback = await default_timezone(session)
     out = []
     for cid, g in ordered:
         msg = latest[g["last"]]
+        home = clients[cid].home_location_id or msg.location_id
         out.append(
             InboxRow(
                 client_id=cid,
@@ -475,9 +547,15 @@ async def unread_rows(session: AsyncSession, principal: Principal, *, limit: int
                 has_media=bool(msg.media_urls),
                 flagged_to=sorted(names.get(a, "") for a in g["aids"] if a is not None and a != principal.associate_id),
                 for_you=any(mine(principal, a) for a in g["aids"]),
+                latest_label=local_label(msg.created_at, (zones.get(home) if home else None) or fallback),
             )
         )
     return out
+
+
+async def location_zones(session: AsyncSession) -> dict[int, str | None]:
+    """Each store's timezone name (the label of times shown for its clients)."""
+    return {int(i): tz for i, tz in (await session.exec(select(Location.id, Location.timezone))).all()}  # type: ignore[call-overload]
 
 
 async def unmatched_rows(session: AsyncSession, principal: Principal) -> list[tuple[Outreach, list[tuple[int, str]]]]:
@@ -506,18 +584,26 @@ async def load_inbox(rt: Runtime, principal: Principal) -> Inbox:
         rows = await unread_rows(session, principal)
         show_unmatched = principal.role in ("owner", "manager")
         unmatched = await unmatched_rows(session, principal) if show_unmatched else []
+        zones = await location_zones(session)
+        fallback = await default_timezone(session)
     return Inbox(
         for_you=[r for r in rows if r.for_you],
         others=[r for r in rows if not r.for_you],
         unmatched=unmatched,
         show_unmatched=show_unmatched,
+        zones=zones,
+        default_zone=fallback,
     )
 
 
 @get("/inbox", name="admin:inbox")
 async def inbox_page(request: Request[Any, Any, Any]) -> Response[Any]:
     inbox = await load_inbox(runtime_of(request), request.state.principal)
-    return render(request, "conversations/inbox.html", {"inbox": inbox, "poll": POLL_INBOX})
+    return render(
+        request,
+        "conversations/inbox.html",
+        {"inbox": inbox, "poll": POLL_INBOX, "display_phone": display_phone, "unmatched_label": inbox.unmatched_label},
+    )
 
 
 @get("/inbox/list")

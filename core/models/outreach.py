@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Date, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from core.models.base import fk, id_field, in_check, json_field, ts
+from core.models.base import IdType, fk, id_field, in_check, json_field, ts
 
 OUTREACH_CHANNELS = ("sms", "mms", "email", "call")
 OUTREACH_DIRECTIONS = ("outbound", "inbound")
@@ -49,6 +49,12 @@ class Outreach(SQLModel, table=True):
     location_id: int | None = fk("location.id", nullable=True, ondelete="SET NULL")
     connector_id: int | None = fk("connector.id", nullable=True, ondelete="SET NULL")
     automation_id: int | None = fk("automation.id", nullable=True, ondelete="SET NULL")
+    # The Today task this text carries out (sent from its "Text" action): queueing it completed the
+    # task in the same transaction, and the unique key makes a second send of the same task impossible.
+    task_id: int | None = Field(
+        default=None,
+        sa_column=Column(IdType, ForeignKey("task.id", ondelete="SET NULL"), nullable=True, unique=True),
+    )
     channel: str = Field(default="sms", max_length=10)
     direction: str = Field(default="outbound", max_length=10)
     kind: str = Field(default="marketing", max_length=15)

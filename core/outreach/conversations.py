@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core import audit
 from core.access import Principal, can_see_client, client_filter
 from core.models import Associate, Client, ClientContact, Outreach, utcnow
+from core.outreach import textable
 from core.outreach.outbox import OutboxError, enqueue
 
 
@@ -125,8 +126,18 @@ async def compose(
     kind: str = "transactional",
     actor: str,
     actor_user_id: int | None = None,
+    task_id: int | None = None,
+    now: datetime | None = None,
 ) -> Outreach:
     """Queue a text typed by a person (the panel's composer and the API use this one path).
+
+    It goes to the number the client last texted from while that number is still theirs and can take
+    texts (a reply must reach the phone that wrote, not a new primary number someone else may share),
+    else to their best textable number (:mod:`core.outreach.textable`).
+
+    ``task_id``: the Today task this text carries out (its "Text" action). The task is completed in
+    the same transaction and linked to the row; sending for a task that already has its text returns
+    that text instead of a second one, and a task done some other way is refused.
 
     A one-to-one message from an associate defaults to ``transactional``: it is a reply in a
     relationship, not a campaign, so it skips the quiet-hours wait and the marketing cap — but an
@@ -146,9 +157,41 @@ async def compose(
             raise OutboxError(f"no associate with id {associate_id}")
     if associate_id is None:
         associate_id = principal.associate_id
+    task = None
+    if task_id is not None:
+        # Imported here: core.automations imports the outreach package.
+        from core.automations.store import AutomationError
+        from core.automations.today import complete_task, visible_task
+
+        try:
+            task = await visible_task(session, principal, task_id)
+        except AutomationError:
+            raise OutboxError(f"no follow-up {task_id} on your Today page") from None
+        if task.client_id != client_id:
+            raise OutboxError(f"follow-up {task_id} is for another client")
+        existing = (await session.exec(select(Outreach).where(col(Outreach.task_id) == task_id))).first()
+        if existing is not None:
+            return existing
+        if task.state not in ("open", "snoozed"):
+            raise OutboxError(f"that follow-up is already {task.state}")
+    numbers = (await textable.numbers_for(session, [client_id])).get(client_id)
+    to_address = numbers.text_to if numbers is not None else None
+    if numbers is not None and numbers.phones and to_address is None:
+        raise OutboxError("none of this client's numbers can take texts (a landline or refused number): call instead")
     row = await enqueue(
-        session, client_id=client_id, body=body, kind=kind, media_urls=media_urls, associate_id=associate_id
+        session,
+        client_id=client_id,
+        body=body,
+        kind=kind,
+        media_urls=media_urls,
+        associate_id=associate_id,
+        to_address=to_address,
     )
+    if task is not None:
+        row.task_id = task.id
+        session.add(row)
+        await session.flush()
+        await complete_task(session, principal, task.id, now=now, note=f"texted (message {row.id})")  # type: ignore[arg-type]
     # Replying means the conversation was read.
     await mark_read(session, principal, client_id)
     await audit.record(

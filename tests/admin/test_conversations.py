@@ -431,3 +431,59 @@ async def test_a_manager_files_a_text_from_an_unknown_number_under_a_client(live
     await expect(page.get_by_role("heading", name="Messages with Ben Bell")).to_be_visible()
     await expect(page.get_by_text(f"Filed 1 message from {STRANGER} under Ben Bell.")).to_be_visible()
     await expect(page.locator("#thread .msg-inbound")).to_contain_text("is my watch battery done?")
+
+
+# --------------------------------------------------------------- which number, shared numbers, local times
+
+
+async def test_a_reply_goes_to_the_number_the_client_last_texted_from(rt: Runtime, panels: Any, org: Org) -> None:
+    from datetime import UTC, datetime
+
+    ada, ben = org.clients["ann_client"], org.clients["bob_client"]
+    old, new = "+12125550140", "+12125550141"
+    async with rt.db.transaction() as s:
+        # Ada texted from her old number; since then the POS made a new number her primary, and Ben
+        # (her husband) has that new number on file too.
+        s.add(ClientContact(client_id=ada, kind="phone", value=old, label="Mobile"))
+        s.add(ClientContact(client_id=ada, kind="phone", value=new, label="Mobile", is_primary=True))
+        s.add(ClientContact(client_id=ben, kind="phone", value=new, label="Mobile", is_primary=True))
+        s.add(Outreach(client_id=ada, direction="inbound", state="received", from_address=old,
+                       to_address="+12125550100", location_id=org.locations["downtown"], body="Is my ring ready?",
+                       created_at=datetime(2026, 12, 7, 14, 14, tzinfo=UTC)))
+    ann = await panels(org.users["ann"])
+    page = await ann.get(f"/admin/clients/{ada}/messages")
+    text = text_of(page.text)
+    assert "To (212) 555-0140 (the number they last texted from)" in text
+    assert "from (212) 555-0140" in text  # the bubble says which number it came from
+    assert "Dec 7, 9:14 AM EST" in text  # Downtown's clock, labelled
+    resp = await ann.post(f"/admin/clients/{ada}/messages", {"body": "Yes, it is ready!", "kind": "transactional"})
+    assert resp.status_code == 303
+    async with rt.db.session() as s:
+        [reply] = (await s.exec(select(Outreach).where(Outreach.client_id == ada, Outreach.direction == "outbound")))
+    assert reply.to_address == old
+
+
+async def test_a_number_shared_by_several_clients_is_flagged(rt: Runtime, panels: Any, org: Org) -> None:
+    ada, ben, hope = org.clients["ann_client"], org.clients["bob_client"], org.clients["harbor_bought_downtown"]
+    shared = "+12125550150"
+    async with rt.db.transaction() as s:
+        for cid in (ada, ben, hope):
+            s.add(ClientContact(client_id=cid, kind="phone", value=shared, label="Mobile", is_primary=True))
+        s.add(Outreach(client_id=ada, direction="outbound", state="delivered", to_address=shared, body="Hello",
+                       location_id=org.locations["downtown"], kind="transactional"))
+    owner = await panels(org.users["owner"])
+    text = text_of((await owner.get(f"/admin/clients/{ada}/messages")).text)
+    assert "also on file for 2 other clients" in text
+    assert "to (212) 555-0150 shared" in text
+
+
+async def test_inbox_times_are_in_the_clients_store_zone_with_its_label(rt: Runtime, panels: Any, org: Org) -> None:
+    from datetime import UTC, datetime
+
+    uma = org.clients["uptown_client"]  # Uptown is in Chicago
+    async with rt.db.transaction() as s:
+        s.add(ClientContact(client_id=uma, kind="phone", value="+13125550177", label="Mobile", is_primary=True))
+        s.add(Outreach(client_id=uma, direction="inbound", state="received", from_address="+13125550177",
+                       body="Can I come by at 5?", created_at=datetime(2026, 12, 7, 20, 5, tzinfo=UTC)))
+    cat = await panels(org.users["cat"])
+    assert "Dec 7, 2:05 PM CST" in text_of((await cat.get("/admin/inbox")).text)
