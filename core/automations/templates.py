@@ -2,12 +2,19 @@
 
 A template sees plain data only (dicts, strings, numbers, dates) — never a database row — so the
 sandbox has nothing to reach through. Variables: ``client``, ``associate``, ``location``,
-``last_purchase``, ``sale``, ``product``, ``occasion``. Filters: ``money`` (minor units → "$1,250.00")
-and ``date`` (a date or datetime formatted with strftime codes, default "%B %d").
+``last_purchase``, ``sale``, ``product``, ``occasion``. Filters: ``money`` (minor units → "$1,250.00"),
+``date`` (a date or datetime formatted with strftime codes, default "%B %-d": "May 6"), ``plural``
+(``{{ n|plural("day") }}`` → "1 day" / "2 days") and ``possessive`` (Ann → "Ann's", James → "James'").
+
+Good English when data is missing: a missing *value* (a client without a first name, a sale without a
+store) renders as nothing rather than "None", and the rendered text is tidied (no doubled spaces, no
+space before punctuation), so built-in templates can write ``{{ client.first_name or "there" }}``
+and ``{% if location %}``. A missing *variable* is still an error.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -36,17 +43,48 @@ def money(minor: int | None, currency: str = "USD") -> str:
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
 
 
-def _date(value: date | datetime | None, fmt: str = "%B %d") -> str:
+def _date(value: date | datetime | None, fmt: str = "%B %-d") -> str:
     if value is None:
         return ""
     return value.strftime(fmt)
 
 
+def plural(count: int | None, word: str, many: str | None = None) -> str:
+    """``3|plural("day")`` → "3 days", ``1|plural("day")`` → "1 day" (``many`` for irregular words)."""
+    n = int(count or 0)
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def possessive(name: str | None) -> str:
+    """"Ann" → "Ann's", "James" → "James'" (nothing for a missing name)."""
+    if not name:
+        return ""
+    name = str(name).strip()
+    return f"{name}'" if name.endswith(("s", "S")) else f"{name}'s"
+
+
+def _finalize(value: Any) -> Any:
+    return "" if value is None else value
+
+
+_SPACES = re.compile(r"[ \t]{2,}")
+_BEFORE_PUNCT = re.compile(r"[ \t]+([,.!?;:])")
+
+
+def tidy(text: str) -> str:
+    """What a gap left by a missing value leaves behind: doubled spaces, a space before a comma."""
+    return "\n".join(_BEFORE_PUNCT.sub(r"\1", _SPACES.sub(" ", line)).strip() for line in text.split("\n")).strip()
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, finalize=_finalize
+    )
     env.filters["money"] = money
     env.filters["date"] = _date
+    env.filters["plural"] = plural
+    env.filters["possessive"] = possessive
     return env
 
 
@@ -71,7 +109,7 @@ def render(source: str, context: dict[str, Any]) -> str:
     """Render for one occasion; raise :class:`TemplateProblem` with a readable reason."""
     template = compile_template(source)
     try:
-        return str(template.render(**context)).strip()
+        return tidy(str(template.render(**context)))
     except Exception as exc:  # the sandbox raises SecurityError, StrictUndefined UndefinedError, filters ValueError
         raise TemplateProblem(_describe(exc)) from None
 

@@ -37,11 +37,11 @@ class Birthday(AutomationType):
     settings_model = DateSettings
     default_action = "send"
     default_template = (
-        "Happy birthday, {{ client.first_name }}! Wishing you a wonderful year from all of us at "
-        "{{ location.name if location else 'the store' }}."
-        "{% if associate %} — {{ associate.first_name }}{% endif %}"
+        "Happy birthday{% if client.first_name %}, {{ client.first_name }}{% endif %}! Wishing you a wonderful "
+        "year from all of us{% if location and location.name %} at {{ location.name }}{% endif %}."
+        "{% if associate and associate.first_name %} — {{ associate.first_name }}{% endif %}"
     )
-    task_title = "Birthday: {{ client.first_name }} {{ client.last_name }}"
+    task_title = "Birthday: {{ client.full_name or 'a client' }}"
 
     def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
         return query.client_date(
@@ -56,11 +56,14 @@ class Anniversary(AutomationType):
     settings_model = DateSettings
     default_action = "send"
     default_template = (
-        "Happy anniversary, {{ client.first_name }}!"
-        "{% if occasion.years %} {{ occasion.years }} years — congratulations.{% endif %}"
-        "{% if associate %} — {{ associate.first_name }}{% endif %}"
+        "Happy anniversary{% if client.first_name %}, {{ client.first_name }}{% endif %}!"
+        "{% if occasion.years %} {{ occasion.years|plural('year') }} together — congratulations.{% endif %}"
+        "{% if associate and associate.first_name %} — {{ associate.first_name }}{% endif %}"
     )
-    task_title = "Anniversary: {{ client.first_name }} {{ client.last_name }}"
+    task_title = (
+        "Anniversary: {{ client.full_name or 'a client' }}"
+        "{% if occasion.years %} ({{ occasion.years|plural('year') }}){% endif %}"
+    )
 
     def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
         return query.client_date(
@@ -89,12 +92,12 @@ class ThankYou(AutomationType):
     default_action = "task"
     task_kind = "text"
     default_template = (
-        "Hi {{ client.first_name }}, thank you for visiting {{ sale.location }}"
+        "Hi {{ client.first_name or 'there' }}, thank you for visiting {{ sale.location or 'us' }}"
         "{% if sale.item %} and choosing the {{ sale.item }}{% endif %}. "
         "If there is anything I can do for you, just reply here."
-        "{% if associate %} — {{ associate.first_name }}{% endif %}"
+        "{% if associate and associate.first_name %} — {{ associate.first_name }}{% endif %}"
     )
-    task_title = "Thank {{ client.first_name }} {{ client.last_name }} for their purchase"
+    task_title = "Thank {{ client.full_name or 'the client' }} for their purchase"
 
     def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
         return query.after_sale(
@@ -130,11 +133,11 @@ class CleanAndCheck(AutomationType):
     default_action = "task"
     task_kind = "call"
     default_template = (
-        "Hi {{ client.first_name }}, your {{ product.name }} is due for its complimentary clean and check. "
-        "Stop by any time — it takes about 15 minutes."
-        "{% if associate %} — {{ associate.first_name }}{% endif %}"
+        "Hi {{ client.first_name or 'there' }}, your {{ product.name or 'piece' }} is due for its complimentary "
+        "clean and check. Stop by any time — it takes about 15 minutes."
+        "{% if associate and associate.first_name %} — {{ associate.first_name }}{% endif %}"
     )
-    task_title = "Clean & check: {{ client.first_name }} {{ client.last_name }} — {{ product.name }}"
+    task_title = "Clean & check: {{ client.full_name or 'a client' }} — {{ product.name or 'a piece' }}"
 
     def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
         if not settings.every_months:
@@ -166,11 +169,15 @@ class Dormant(AutomationType):
     default_action = "task"
     task_kind = "call"
     default_template = (
-        "Hi {{ client.first_name }}, it has been a while! We have new pieces in"
-        "{% if location %} at {{ location.name }}{% endif %} I think you would love. "
-        "Shall I set some aside for you?{% if associate %} — {{ associate.first_name }}{% endif %}"
+        "Hi {{ client.first_name or 'there' }}, it has been a while! We have new pieces"
+        "{% if location and location.name %} at {{ location.name }}{% endif %} I think you would love. "
+        "Shall I set some aside for you?"
+        "{% if associate and associate.first_name %} — {{ associate.first_name }}{% endif %}"
     )
-    task_title = "Reach out to {{ client.first_name }} {{ client.last_name }} (no purchase since {{ sale.date }})"
+    task_title = (
+        "Reach out to {{ client.full_name or 'a client' }}"
+        "{% if sale and sale.date %} (no purchase since {{ sale.date|date('%B %-d, %Y') }}){% endif %}"
+    )
 
     def occasions(self, query: OccasionQuery, settings: Any) -> Occasions:
         return query.dormant(days=settings.days, catch_up=timedelta(days=settings.catch_up_days), occasion=self.name)
