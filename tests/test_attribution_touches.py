@@ -117,3 +117,34 @@ async def test_a_delivered_text_and_its_reply_earn_a_sale_at_another_store(
     assert credit.task_id == task.id and credit.associate_id == world.associates["leo"]
     weighted = {(r.outreach_id, r.task_id): r.weight for r in await credit_rows(rt, sale, "engagement_weighted")}
     assert weighted == {(text.id, None): pytest.approx(0.6), (None, task.id): pytest.approx(0.4)}
+
+
+async def test_a_task_done_by_sending_its_text_is_one_touch_not_two(
+    rt: Runtime, world: World, sandbox: Sandbox, clasp: ThreadServer
+) -> None:
+    from core.outreach.conversations import compose
+
+    ann = world.clients["ann"]
+    async with rt.db.transaction() as s:
+        task = Task(client_id=ann, associate_id=world.associates["maya"], location_id=world.locations["nyc"],
+                    kind="text", title="Text Ann: the pearls are back", due_at=utcnow())
+        s.add(task)
+    maya = Principal(user_id=world.users["maya"], role="associate", location_ids=frozenset({world.locations["nyc"]}),
+                     associate_id=world.associates["maya"])
+    async with rt.db.transaction() as s:
+        row = await compose(s, maya, ann, body="The pearls you liked are back", actor="maya", task_id=task.id)
+    assert (await flush(rt)).sent == [row.id]
+
+    async def delivered() -> Outreach | None:
+        async with rt.db.session() as s:
+            found = await s.get(Outreach, row.id)
+        return found if found is not None and found.state == "delivered" else None
+
+    text = await wait_until(delivered)
+    async with rt.db.session() as s:
+        assert (await s.get(Task, task.id)).state == "done"  # type: ignore[union-attr]
+    sale = await ring_up(rt, world, "ann", "nyc", 90000)
+    await catch_up(rt)
+    for model in ("last_touch", "engagement_weighted"):
+        credits = await credit_rows(rt, sale, model)
+        assert [(c.outreach_id, c.task_id) for c in credits] == [(text.id, None)], model

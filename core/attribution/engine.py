@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -152,6 +152,9 @@ async def _touches(conn: AsyncConnection, client_ids: Sequence[int], lo: datetim
         Task.kind.in_(TASK_KINDS),  # type: ignore[attr-defined]
         Task.done_at >= lo,  # type: ignore[operator]
         Task.done_at <= hi,  # type: ignore[operator]
+        # A task completed by sending its text is touched by that text once it is delivered (a
+        # failed text touched nobody); counting the task too would credit one touch twice.
+        ~exists().where(Outreach.task_id == Task.id),
     )
     for tid, cid, at, kind, assoc, loc, _automation in (await conn.execute(tasks)).all():
         # A task, even one an automation created, is a person's call or text: never "automated".
