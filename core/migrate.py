@@ -28,9 +28,34 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+class ForeignKeyViolation(RuntimeError):
+    pass
+
+
 async def _with_connection(db: Database, fn, *args):  # type: ignore[no-untyped-def]
-    async with db.engine.begin() as conn:
-        return await conn.run_sync(fn, *args)
+    if db.dialect != "sqlite":
+        async with db.engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+    # SQLite alters a table by copying it into a new one and dropping the old (Alembic's batch mode).
+    # With foreign keys on, that DROP fires every ON DELETE CASCADE / SET NULL pointing at the table:
+    # rebuilding `client` would delete every contact and unlink every sale. SQLite's documented
+    # procedure is to switch them off outside the transaction, migrate, then check them.
+    async with db.engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            result = await conn.run_sync(fn, *args)
+            broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+            if broken:
+                raise ForeignKeyViolation(f"the migration left rows pointing at nothing: {broken[:10]}")
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()
+            raise
+        finally:
+            # Outside any transaction again (a PRAGMA inside one is a no-op), so the pooled
+            # connection goes back with foreign keys enforced.
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        return result
 
 
 def _upgrade(conn: Connection, target: str) -> None:

@@ -120,3 +120,28 @@ async def test_migrations_go_down_and_up(db: Database) -> None:
     await migrate.upgrade(db)
     assert await migrate.current(db) == head
     await migrate.ensure_up_to_date(db)
+
+
+async def test_migrating_keeps_the_rows_that_point_at_rebuilt_tables(db: Database) -> None:
+    # SQLite rebuilds a table to alter it; with foreign keys on, dropping the old copy would cascade
+    # to every contact and unlink every sale and text of the clients.
+    from core.models import ClientContact
+
+    async with db.transaction() as s:
+        loc = Location(name="Fifth Avenue")
+        s.add(loc)
+        await s.flush()
+        client = Client(first_name="Ann", last_name="Lee", home_location_id=loc.id)
+        s.add(client)
+        await s.flush()
+        s.add(ClientContact(client_id=client.id, kind="email", value="ann@example.com"))  # type: ignore[arg-type]
+        s.add(Sale(location_id=loc.id, client_id=client.id, status="completed", currency="USD"))  # type: ignore[arg-type]
+        s.add(Outreach(client_id=client.id, body="Hello"))
+    await migrate.downgrade(db, "0005")
+    await migrate.upgrade(db)
+    async with db.session() as s:
+        counts = (await s.exec(text(  # type: ignore[call-overload]
+            "SELECT (SELECT count(*) FROM client_contact), (SELECT count(*) FROM sale WHERE client_id IS NOT NULL),"
+            " (SELECT count(*) FROM outreach WHERE client_id IS NOT NULL), (SELECT count(*) FROM client)"
+        ))).one()
+    assert tuple(counts) == (1, 1, 1, 1)
