@@ -25,6 +25,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    _sqlite_functions(dbapi_connection)
+
+
+def _sqlite_functions(dbapi_connection) -> None:  # type: ignore[no-untyped-def]
+    """SQL functions PostgreSQL has (or gets from migration 0008) that client search relies on.
+
+    Deterministic, so SQLite may use them anywhere an expression may appear. No index is built on
+    them: a SQLite file must stay writable by tools that do not register them.
+    """
+    from core.search import fold, name_key
+
+    dbapi_connection.create_function("clasp_fold", 1, fold, deterministic=True)
+    dbapi_connection.create_function("clasp_name_key", 2, name_key, deterministic=True)
+    dbapi_connection.create_function("reverse", 1, _reverse, deterministic=True)
+
+
+def _reverse(value: str | None) -> str | None:
+    return value[::-1] if value is not None else None
 
 
 def create_engine(settings: Settings | None = None, **kwargs: object) -> AsyncEngine:

@@ -39,10 +39,10 @@ from core.clients import (
     ClientNotFound,
     client_view,
     edit_client,
-    search_clients,
     visible_client,
 )
 from core.models import ClientMerge
+from core.search import search
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="Page size")]
 ClientId = Annotated[int, Parameter(description="The client's id", ge=1)]
@@ -91,9 +91,13 @@ class ClientController(Controller):
         summary="Search clients",
         raises=[NotAuthorizedException, ValidationException],
         description=(
-            "Clients the token's user may see, by id, without clients merged into another. `q` matches a phone "
-            'number in any format ("(212) 555-0134" finds +12125550134), an email address (or part of one), '
-            "or the beginnings of first and last names (every word must match)."
+            "Clients the token's user may see, without clients merged into another: by id without `q`. `q` "
+            'matches a phone number in any format ("(212) 555-0134" and "+1 212 555 0134" find +12125550134) '
+            'or its last digits ("0134", "555-0134"), an email address or part of one, or names: every word '
+            'must begin a word of the first or last name, in any order, ignoring case and accents ("renee '
+            'garcia" finds "Renée García"). With `q`, exact phone and email matches come first, then name '
+            "matches, then partial numbers and addresses; within each, by last name, first name and id. The "
+            "same search as the admin panel's Clients list."
         ),
     )
     async def list_clients(
@@ -110,7 +114,7 @@ class ClientController(Controller):
     ) -> ClientList:
         async with state.clasp.db.session() as session:
             try:
-                page = await search_clients(
+                page = await search(
                     session,
                     caller.principal,
                     q=q,
@@ -118,15 +122,13 @@ class ClientController(Controller):
                     cursor=cursor,
                     include_archived=include_archived,
                     updated_since=_aware(updated_since, "updated_since"),
+                    order="id",
                 )
             except ValueError as exc:
                 raise ValidationException(
                     detail=str(exc), extra=[{"key": "cursor", "message": str(exc), "source": "query"}]
                 ) from None
-        return ClientList(
-            items=[client_summary(c, page.contacts[c.id]) for c in page.clients],  # type: ignore[index]
-            next_cursor=page.next_cursor,
-        )
+        return ClientList(items=[client_summary(hit) for hit in page.hits], next_cursor=page.next_cursor)
 
     @get(
         "/{client_id:int}",

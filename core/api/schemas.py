@@ -9,8 +9,9 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from core.clients import ClientView, SaleView
-from core.models import Client, ClientContact, ClientMerge
+from core.models import ClientContact, ClientMerge
 from core.models.sales import SALE_STATUSES
+from core.search import SearchHit
 
 SaleStatus = Literal["completed", "voided", "layaway", "quote", "open"]
 assert set(SaleStatus.__args__) == set(SALE_STATUSES)  # type: ignore[attr-defined]
@@ -37,6 +38,12 @@ class Contact(msgspec.Struct, kw_only=True):
     source_connector_id: int | None
 
 
+class LastPurchaseOut(msgspec.Struct, kw_only=True):
+    occurred_at: datetime
+    location_id: int
+    location_name: str
+
+
 class ClientSummary(msgspec.Struct, kw_only=True):
     id: int
     first_name: str
@@ -44,9 +51,18 @@ class ClientSummary(msgspec.Struct, kw_only=True):
     email: Annotated[str | None, Meta(description="Primary email")]
     phone: Annotated[str | None, Meta(description="Primary phone (E.164)")]
     home_location_id: int | None
+    home_location_name: Annotated[str | None, Meta(description="The home store's name")] = None
     owner_associate_id: int | None
     archived: bool
     updated_at: datetime
+    last_purchase: Annotated[
+        LastPurchaseOut | None,
+        Meta(description="The latest completed sale (not a refund) at a store the token's user may see"),
+    ] = None
+    match: Annotated[
+        Literal["exact", "name", "partial"] | None,
+        Meta(description="With `q`: how the client matched (exact phone/email, name, part of a number/address)"),
+    ] = None
 
 
 class ClientList(msgspec.Struct, kw_only=True):
@@ -200,24 +216,26 @@ def contact_out(c: ClientContact) -> Contact:
     )
 
 
-def _first(contacts: list[ClientContact], kind: str) -> str | None:
-    of_kind = [c for c in contacts if c.kind == kind]
-    if not of_kind:
-        return None
-    return next((c for c in of_kind if c.is_primary), of_kind[0]).value
-
-
-def client_summary(client: Client, contacts: list[ClientContact]) -> ClientSummary:
+def client_summary(hit: SearchHit) -> ClientSummary:
+    client = hit.client
+    bought = hit.last_purchase
     return ClientSummary(
         id=client.id,  # type: ignore[arg-type]
         first_name=client.first_name,
         last_name=client.last_name,
-        email=_first(contacts, "email"),
-        phone=_first(contacts, "phone"),
+        email=hit.email,
+        phone=hit.phone,
         home_location_id=client.home_location_id,
+        home_location_name=hit.home_location,
         owner_associate_id=client.owner_associate_id,
         archived=client.archived,
         updated_at=client.updated_at,
+        last_purchase=LastPurchaseOut(
+            occurred_at=bought.occurred_at, location_id=bought.location_id, location_name=bought.location_name
+        )
+        if bought
+        else None,
+        match=hit.match,  # type: ignore[arg-type]
     )
 
 
