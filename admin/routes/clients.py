@@ -1,4 +1,5 @@
-"""Clients: the book the signed-in person may see (scoped by core.access), searched and paged.
+"""Clients: the book the signed-in person may see (scoped by core.access), searched with
+``core.search`` (the same search as ``GET /api/v1/clients``) and paged with "More".
 One client's page and its edit form live in ``admin.routes.client_profile``."""
 
 from __future__ import annotations
@@ -6,51 +7,91 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import phonenumbers
 from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Response
-from sqlalchemy import exists, func, or_
-from sqlmodel import select
+from sqlalchemy import exists, func
+from sqlmodel import col, select
 
-from admin.render import render, runtime_of
+from admin.render import is_htmx, render, runtime_of
 from core.access import Principal, client_filter
-from core.models import Associate, Client, ClientContact, Location
+from core.clients import default_region
+from core.models import Associate, Client
+from core.search import SearchHit, search
 
 log = logging.getLogger("clasp.admin")
 PAGE_SIZE = 50
 
 
-def _search(q: str) -> Any:
-    like = f"%{q.lower()}%"
-    full_name = func.lower(Client.first_name + " " + Client.last_name)
-    contact = exists().where(ClientContact.client_id == Client.id, func.lower(ClientContact.value).like(like))
-    return or_(full_name.like(like), contact)
+def phone_display(e164: str | None, home_region: str) -> str:
+    """A stored E.164 number as people write it: national form at home, international abroad."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    at_home = phonenumbers.region_code_for_number(number) == home_region
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if at_home else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
+
+
+def unlinked_associate(principal: Principal) -> bool:
+    """An associate whose account is tied to no POS associate owns no clients (core.access)."""
+    return principal.role == "associate" and principal.associate_id is None
+
+
+async def _owner_names(session: Any, hits: list[SearchHit]) -> dict[int, str]:
+    ids = {h.client.owner_associate_id for h in hits if h.client.owner_associate_id is not None}
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(Associate.id, Associate.first_name, Associate.last_name).where(col(Associate.id).in_(ids))
+    )
+    return {int(i): f"{f or ''} {ln or ''}".strip() for i, f, ln in rows.all()}
 
 
 @get("/clients", name="admin:clients")
 async def clients_page(
-    request: Request[Any, Any, Any], q: FromQuery[str] = "", page: FromQuery[int] = 1
+    request: Request[Any, Any, Any], q: FromQuery[str] = "", cursor: FromQuery[str] = ""
 ) -> Response[Any]:
     principal: Principal = request.state.principal
-    page = max(1, page)
-    where = [client_filter(principal), Client.merged_into_id.is_(None)]  # type: ignore[union-attr]
-    if q.strip():
-        where.append(_search(q.strip()))
+    q = q.strip()[:200]
+    scope = [client_filter(principal), col(Client.merged_into_id).is_(None)]
+    total: int | None = None
+    book_empty = False
     async with runtime_of(request).db.session() as session:
-        total = (await session.exec(select(func.count()).select_from(Client).where(*where))).one()
-        stmt = (
-            select(Client, Location.name, Associate.first_name, Associate.last_name)
-            .outerjoin(Location, Location.id == Client.home_location_id)  # type: ignore[arg-type]
-            .outerjoin(Associate, Associate.id == Client.owner_associate_id)  # type: ignore[arg-type]
-            .where(*where)
-            .order_by(Client.last_name, Client.first_name, Client.id)
-            .offset((page - 1) * PAGE_SIZE)
-            .limit(PAGE_SIZE)
-        )
-        rows = (await session.exec(stmt)).all()
-    pages = max(1, -(-total // PAGE_SIZE))
-    return render(request, "clients/list.html", {"rows": rows, "q": q, "page": page, "pages": pages, "total": total})
-
+        # Archived clients (gone from the POS) stay findable here, marked: people look them up.
+        options: dict[str, Any] = {"q": q, "limit": PAGE_SIZE, "include_archived": True, "order": "name"}
+        try:
+            page = await search(session, principal, cursor=cursor or None, **options)
+        except ValueError:
+            # A "More" link from another query or an older version: start again from the top.
+            cursor = ""
+            page = await search(session, principal, **options)
+        if not q and not cursor:
+            total = (await session.exec(select(func.count()).select_from(Client).where(*scope))).one()
+        if not page.hits:
+            book_empty = not (await session.exec(select(exists().where(*scope)))).one()
+        owners = await _owner_names(session, page.hits)
+        region = await default_region(session)
+    context = {
+        "hits": page.hits,
+        "q": q,
+        "cursor": cursor,
+        "next_cursor": page.next_cursor,
+        "kinds": page.kinds,
+        "total": total,
+        "owners": owners,
+        "phone": lambda value: phone_display(value, region),
+        "book_empty": book_empty,
+        "unlinked": unlinked_associate(principal),
+    }
+    if cursor and is_htmx(request):
+        # "More": the next rows, appended to the table, and the next "More" in place of this one.
+        return render(request, "clients/_results.html", context, fragment=True)
+    return render(request, "clients/list.html", context)
 
 
 route_handlers = [clients_page]
