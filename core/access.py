@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, false, or_, select, true
+from sqlalchemy import false, or_, select, true
 from sqlalchemy.sql import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,8 +53,22 @@ async def principal_for(session: AsyncSession, user: User) -> Principal:
 
 
 def _client_at(locations: Any) -> ColumnElement[bool]:
-    bought_there = exists().where(Sale.client_id == Client.id, Sale.location_id.in_(locations))  # type: ignore[attr-defined]
-    return or_(Client.home_location_id.in_(locations), bought_there)  # type: ignore[union-attr]
+    """Clients whose home location is in ``locations`` or who bought there.
+
+    "Bought there" is an uncorrelated ``IN`` over the sales of those locations, not an ``EXISTS`` per
+    client: correlated under an ``OR``, neither SQLite (without statistics it probes the sale table by
+    ``location_id`` for every client: thousands of rows each) nor PostgreSQL (a subplan per row) can
+    turn it into a join, whereas the list is read once, from ``ix_sale_location_client`` alone, and
+    probed per client (walk-in sales, without a client, are left out of it). The sale table is aliased
+    and never correlated, so the scope works inside queries that select from ``sale`` too.
+    """
+    sale = Sale.__table__.alias("scope_sale")  # type: ignore[attr-defined]
+    bought = (
+        select(sale.c.client_id)
+        .where(sale.c.location_id.in_(locations), sale.c.client_id.is_not(None))
+        .correlate(None)
+    )
+    return or_(Client.home_location_id.in_(locations), Client.id.in_(bought))  # type: ignore[union-attr]
 
 
 def client_filter(principal: Principal) -> ColumnElement[bool]:
@@ -63,11 +77,16 @@ def client_filter(principal: Principal) -> ColumnElement[bool]:
         return true()
     if not principal.location_ids:
         return false()
-    locs = list(principal.location_ids)
+    locs = sorted(principal.location_ids)
     if principal.role == "manager":
         return _client_at(locs)
     # Associate: the store book of their "store"-mode locations, plus their own clients anywhere in scope.
-    store_mode = select(Location.id).where(Location.id.in_(locs), Location.outreach_mode == "store")  # type: ignore[union-attr]
+    location = Location.__table__.alias("scope_location")  # type: ignore[attr-defined]
+    store_mode = (
+        select(location.c.id)
+        .where(location.c.id.in_(locs), location.c.outreach_mode == "store")
+        .correlate(None)
+    )
     own = (
         (Client.owner_associate_id == principal.associate_id) & _client_at(locs)
         if principal.associate_id is not None

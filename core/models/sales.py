@@ -20,6 +20,9 @@ class Sale(SQLModel, table=True):
         CheckConstraint(in_check("channel", SALE_CHANNELS), name="channel"),
         CheckConstraint(in_check("status", SALE_STATUSES), name="status"),
         Index("ix_sale_client_occurred", "client_id", "occurred_at"),
+        # A store's clients answered from the index alone (core.access scopes), and its sales newest first.
+        Index("ix_sale_location_client", "location_id", "client_id"),
+        Index("ix_sale_location_occurred", "location_id", "occurred_at"),
         {"sqlite_autoincrement": True},
     )
 
