@@ -34,7 +34,7 @@ from core import timezones
 from core.access import Principal, can_see_client, client_filter
 from core.audit import record
 from core.automations.store import default_timezone
-from core.clients import ClientEditError, edit_client, search_clients
+from core.clients import ClientEditError, edit_client
 from core.models import Associate, Client, ClientContact, Location, Outreach, Task
 from core.outreach import conversations
 from core.outreach.consent import current_consent
@@ -43,6 +43,7 @@ from core.outreach.outbox import MAX_BODY, OutboxError
 from core.outreach.textable import display as display_phone
 from core.outreach.textable import numbers_for, sharing
 from core.runtime import Runtime
+from core.search import search
 from core.timelabels import local_label
 
 log = logging.getLogger("clasp.admin")
@@ -626,7 +627,7 @@ async def attach_candidates(
     principal: Principal = request.state.principal
     async with runtime_of(request).db.session() as session:
         message = await _unmatched(session, outreach_id)
-        found = await search_clients(session, principal, q=q, limit=8) if q.strip() else None
+        found = await search(session, principal, q=q, limit=8, include_archived=True) if q.strip() else None
     return render(
         request,
         "conversations/_candidates.html",
