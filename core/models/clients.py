@@ -11,8 +11,15 @@ from sqlmodel import Field, SQLModel
 from core.models.base import fk, id_field, in_check, json_field, ref_id, ts
 
 CONTACT_KINDS = ("email", "phone")
-CONSENT_CHANNELS = ("sms", "email", "call")
+# Consent is kept per channel (``mail`` is post: catalogs, lookbooks) and purpose: ``marketing``
+# (promotions, automations, newsletters: needs an explicit opt-in) or ``transactional`` (repair ready,
+# order updates, replies in a conversation: sent unless the client opted out).
+CONSENT_CHANNELS = ("sms", "email", "call", "mail")
+CONSENT_PURPOSES = ("marketing", "transactional")
 CONSENT_STATUSES = ("opted_in", "opted_out", "unknown")
+# Where a ledger row's evidence came from. ``provider``: the messaging provider refused a number
+# (it saw a STOP we did not); ``legacy``: rows written before the ledger had a source kind.
+CONSENT_SOURCE_KINDS = ("pos_flag", "in_store", "web_form", "keyword", "import", "provider", "legacy")
 HOME_LOCATION_SOURCES = ("pos", "derived", "manual")
 OBJECT_TYPES = ("location", "associate", "client", "product", "sale", "sale_line", "outreach")
 
@@ -99,20 +106,39 @@ class ExternalRef(SQLModel, table=True):
 
 
 class Consent(SQLModel, table=True):
-    """Append-only consent ledger: the latest row per client and channel is the current status."""
+    """Append-only consent ledger, one row per event and (channel, purpose).
+
+    The current status is the latest row, with two guards (``core.outreach.consent.resolve``): a STOP
+    (``keyword``/``provider`` opt-out) is lifted only by the client texting START again, and a POS
+    opt-in does not lift an opt-out a person recorded unless its connector's policy said it may
+    (``overrides_opt_out``).
+    """
 
     __tablename__ = "consent"
     __table_args__ = (
         CheckConstraint(in_check("channel", CONSENT_CHANNELS), name="channel"),
         CheckConstraint(in_check("status", CONSENT_STATUSES), name="status"),
-        Index("ix_consent_client_channel", "client_id", "channel", "recorded_at"),
+        CheckConstraint(in_check("purpose", CONSENT_PURPOSES), name="purpose"),
+        CheckConstraint(in_check("source_kind", CONSENT_SOURCE_KINDS), name="source_kind"),
+        Index("ix_consent_client_channel_purpose", "client_id", "channel", "purpose", "recorded_at"),
+        Index("ix_consent_connector_client", "connector_id", "client_id"),
     )
 
     id: int | None = id_field()
     client_id: int = fk("client.id", ondelete="CASCADE", index=False)
     channel: str = Field(max_length=10)
+    purpose: str = Field(default="marketing", max_length=20)
     status: str = Field(max_length=12)
+    source_kind: str = Field(default="legacy", max_length=20)
+    # Detail of the source: "Lightspeed noEmail", "sms:STOP", "import:optins.csv:12", a form name.
     source: str = Field(max_length=100)
+    # A user's email, "connector:N" or "system".
+    recorded_by: str = Field(default="system", max_length=320)
+    # The exact words the client saw or said when consenting (or the POS policy's stated wording).
+    wording: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    connector_id: int | None = fk("connector.id", nullable=True, ondelete="SET NULL", index=False)
+    # Set on POS evidence whose connector policy lets an opt-in lift an opt-out recorded by a person.
+    overrides_opt_out: bool = Field(default=False)
     note: str | None = Field(default=None, max_length=500)
     recorded_at: datetime = ts()
 

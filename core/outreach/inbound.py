@@ -106,6 +106,10 @@ async def receive(session: AsyncSession, *, connector_id: int, message: InboundM
             "opted_out" if kw == "opt_out" else "opted_in",
             source=f"sms:{word}"[:100],
             note=f"texted {word!r} to {message.to_address} (message {message.provider_id})",
+            source_kind="keyword",
+            recorded_by=f"connector:{connector_id}",
+            wording=(message.body or "").strip()[:500] or word,
+            connector_id=connector_id,
         )
     reply = None
     if kw == "help":

@@ -179,7 +179,12 @@ async def build_world(rt: Runtime) -> World:
             await s.flush()
             s.add(ClientContact(client_id=client.id, kind="phone", value=phone, is_primary=True))  # type: ignore[arg-type]
             if status:
-                await record_consent(s, client.id, "sms", status, source="test")  # type: ignore[arg-type]
+                # An opt-out here is a STOP (both purposes); an opt-in is to promotions (START also
+                # covers service texts, which need no opt-in anyway).
+                purposes = ("marketing", "transactional") if status == "opted_out" else ("marketing",)
+                for purpose in purposes:
+                    await record_consent(s, client.id, "sms", status, source="test", purpose=purpose,  # type: ignore[arg-type]
+                                         source_kind="keyword" if status == "opted_out" else "in_store")
             w.clients[key] = client.id  # type: ignore[assignment]
             w.phones[key] = phone
         for key, role, loc, assoc in (
