@@ -82,6 +82,8 @@ class Decision:
     action: Literal["send", "defer", "skip"]
     reason: str | None = None
     until: datetime | None = None
+    # A stable name for the reason (``core.outreach.eligibility.REASONS``), for counting.
+    code: str | None = None
 
 
 SEND = Decision("send")
@@ -95,13 +97,15 @@ def decide(
     window: SendWindow,
     last_marketing_at: datetime | None,
     has_address: bool = True,
+    address_problem: str | None = None,
     cap_period: timedelta = DEFAULT_CAP_PERIOD,
 ) -> Decision:
     """What to do with an outbound text that is due at ``now``.
 
-    - no usable address: skip;
-    - the client opted out of the channel: skip, whatever the kind (after STOP only the provider's
-      own confirmation may go out);
+    - no usable address: skip (``address_problem`` tells ``no_number`` from ``unusable_number``);
+    - the client opted out of the channel for this purpose (``consent`` is the status for the
+      purpose the kind needs: ``marketing`` or ``transactional``): skip, whatever the kind (after STOP
+      only the provider's own confirmation may go out);
     - marketing needs an explicit opt-in, waits for the client's local window (``defer``), and is
       skipped when another marketing text went out within ``cap_period`` — the cap is checked when
       the text would actually go out, after any quiet-hours wait;
@@ -109,23 +113,30 @@ def decide(
     """
     _aware(now)
     if not has_address:
-        return Decision("skip", "no usable phone number for this client")
+        if address_problem == "unusable_number":
+            return Decision("skip", "the client's number cannot receive texts", code="unusable_number")
+        return Decision("skip", "no usable phone number for this client", code="no_number")
     if consent == "opted_out":
-        return Decision("skip", "the client opted out of texts")
+        return Decision("skip", "the client opted out of texts", code="opted_out")
     if kind != "marketing":
         return SEND
     if consent != "opted_in":
-        return Decision("skip", "no marketing consent on record (the client has not opted in to texts)")
+        return Decision(
+            "skip", "no marketing consent on record (the client has not opted in to texts)", code="no_consent"
+        )
     opening = window_opens_at(now, window)
     if opening is not None:
         local = opening.astimezone(window.zone)
-        return Decision("defer", f"quiet hours: waits until {local:%Y-%m-%d %H:%M} {window.timezone}", opening)
+        return Decision(
+            "defer", f"quiet hours: waits until {local:%Y-%m-%d %H:%M} {window.timezone}", opening, code="quiet_hours"
+        )
     if last_marketing_at is not None and now - last_marketing_at < cap_period:
         hours = cap_period.total_seconds() / 3600
         return Decision(
             "skip",
             f"frequency cap: another marketing text went out at {last_marketing_at:%Y-%m-%d %H:%M} UTC "
             f"(at most one per {hours:g} h)",
+            code="frequency_cap",
         )
     return SEND
 

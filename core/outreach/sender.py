@@ -32,8 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.attribution.touches import text_delivered
 from core.models import Client, Connector, Location, Outreach, SyncError, utcnow
-from core.outreach import consent, rules, status
-from core.outreach.outbox import text_address
+from core.outreach import eligibility, rules, status
 from core.outreach.providers import NoSender, Senders, choose_connector, status_callback_url
 from core.plugin import OutboundMessage, PluginError, SendResult, TransientError
 from core.runtime import Runtime
@@ -170,30 +169,33 @@ async def claim(
             row = rows[oid]
             undecided.discard(oid)
             client = await session.get(Client, row.client_id) if row.client_id is not None else None
-            if row.to_address is None and client is not None:
-                row.to_address = await text_address(session, client.id)  # type: ignore[arg-type]
-            usable = bool(row.to_address) and not await _unusable(session, row.to_address)
-            last = None
-            if client is not None and row.kind == "marketing":
-                last = await last_marketing_at(session, client.id, exclude=[oid, *undecided])  # type: ignore[arg-type]
-                in_batch = batch_marketing.get(client.id)  # type: ignore[arg-type]
-                last = max(filter(None, (last, in_batch)), default=None)
-            try:
-                decision = rules.decide(
-                    kind=row.kind,
-                    consent=await consent.current_consent(session, client.id, row.channel) if client else "unknown",  # type: ignore[arg-type]
-                    now=now,
-                    window=await _window_for(session, client, row),
-                    last_marketing_at=last,
-                    has_address=usable,
-                )
-            except ValueError as exc:
+            if client is not None:
+                # The same facts and rules as the automations' dry run and reach (core.outreach.eligibility).
+                facts = (
+                    await eligibility.load_facts(
+                        session,
+                        [client.id],  # type: ignore[list-item]
+                        kind=row.kind,
+                        channel=row.channel,
+                        addresses={client.id: row.to_address},  # type: ignore[dict-item]
+                        fallback_locations={client.id: row.location_id},  # type: ignore[dict-item]
+                        exclude_outreach=[oid, *undecided],
+                    )
+                )[client.id]  # type: ignore[index]
+                if row.to_address is None and not isinstance(facts, ValueError):
+                    row.to_address = facts.to_address
+            else:
+                facts = await _facts_without_client(session, row)
+            if isinstance(facts, ValueError):
                 # Bad data on one row (e.g. a location's quiet hours "9am") must not block the queue.
-                _finish(row, "failed", f"cannot apply the send rules: {exc}", now)
+                _finish(row, "failed", f"cannot apply the send rules: {facts}", now)
                 session.add(row)
-                session.add(_error_row(row, exc))
+                session.add(_error_row(row, facts))
                 report.failed.append(oid)
                 continue
+            in_batch = batch_marketing.get(client.id) if client is not None else None  # type: ignore[arg-type]
+            last = max(filter(None, (facts.last_marketing_at, in_batch)), default=None)
+            decision = eligibility.decide(facts, kind=row.kind, now=now, last_marketing_at=last)
             if decision.action == "send":
                 try:
                     connector = await choose_connector(rt, session, row.connector_id)
@@ -236,6 +238,16 @@ async def claim(
                 report.skipped.append(oid)
             session.add(row)
     return len(ids), out
+
+
+async def _facts_without_client(session: AsyncSession, row: Outreach) -> eligibility.Facts | ValueError:
+    """A row to a number no client holds (a reply to an unknown number): no consent on record."""
+    try:
+        window = await _window_for(session, None, row)
+    except ValueError as exc:
+        return exc
+    usable = bool(row.to_address) and not await _unusable(session, row.to_address)
+    return eligibility.Facts(0, row.to_address, usable, "unknown", window, None)
 
 
 async def _unusable(session: AsyncSession, phone: str | None) -> bool:
