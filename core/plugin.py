@@ -41,6 +41,7 @@ __all__ = [
     "ConnectorKind",
     "ConnectorSettings",
     "ConnectorType",
+    "ConsentEvidence",
     "ContactRecord",
     "Credit",
     "DeliveryState",
@@ -178,6 +179,36 @@ class ContactRecord(BaseModel):
     is_primary: bool = False
 
 
+class ConsentEvidence(BaseModel):
+    """What the source system says about one kind of permission, for ``ClientRecord.consent``.
+
+    A plugin turns its own flags and fields into evidence under a policy its connector settings make
+    explicit (which flag or field means which channel and purpose, how a "do not contact" default
+    reads); the engine appends a consent-ledger row (source kind ``pos_flag``) only when a record's
+    evidence for a channel and purpose differs from what this connector said last time, so re-syncing
+    unchanged data writes nothing. ``status``:
+
+    - ``opted_in``: the client gave permission (e.g. a ticked "Text me" field);
+    - ``opted_out``: the client refused or withdrew it;
+    - ``unknown``: the system grants no permission (e.g. Lightspeed's default ``noEmail=true`` on a
+      new customer). It withdraws an opt-in this connector gave earlier, but never erases consent a
+      person recorded in Clasp; with no earlier row from the connector it records nothing.
+
+    ``source`` names the flag or field ("Contact.noEmail", "custom field Text Opt-In"); ``wording``
+    is the wording the store shows when collecting it, as stated in the policy. ``overrides_opt_out``
+    lets this opt-in lift an opt-out recorded in Clasp (in store, import) — never a STOP text.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: Literal["sms", "email", "call", "mail"]
+    purpose: Literal["marketing", "transactional"] = "marketing"
+    status: Literal["opted_in", "opted_out", "unknown"]
+    source: str = Field(min_length=1, max_length=100)
+    wording: str | None = None
+    overrides_opt_out: bool = False
+
+
 class ClientRecord(_Record):
     first_name: str = ""
     last_name: str = ""
@@ -189,6 +220,8 @@ class ClientRecord(_Record):
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     home_location_external_id: str | None = None
     archived: bool = False
+    # Consent evidence read from the source (see ConsentEvidence); empty: the source says nothing.
+    consent: list[ConsentEvidence] = Field(default_factory=list)
 
     @field_validator("birthday", "anniversary", mode="before")
     @classmethod

@@ -28,7 +28,7 @@ from core.identity.clusters import linked_clients, resolve_clusters
 from core.identity.merge import connector_types, identity_lock
 from core.identity.settings import IdentitySettings, load_identity_settings
 from core.identity.survivorship import FIELDS, Source, apply_value, json_value
-from core.models import ChangeFeed, Client, ClientContact, ExternalRef, Location, utcnow
+from core.models import ChangeFeed, Client, ClientContact, Consent, ExternalRef, Location, utcnow
 from core.normalize import (
     NormalisationError,
     is_junk_email,
@@ -150,6 +150,7 @@ CLIENT = Client.__table__  # type: ignore[attr-defined]
 CONTACT = ClientContact.__table__  # type: ignore[attr-defined]
 REF = ExternalRef.__table__  # type: ignore[attr-defined]
 FEED = ChangeFeed.__table__  # type: ignore[attr-defined]
+CONSENT = Consent.__table__  # type: ignore[attr-defined]
 _CLIENT_WRITABLE = (*FIELDS, "provenance", "archived", "updated_at")
 
 
@@ -166,7 +167,8 @@ def _region_and_home(
 
 def _payload_hash(record: ClientRecord, home_id: int | None, region: str) -> str:
     # The record as received plus what its meaning depends on (its home location and phone region).
-    digest = hashlib.sha256(record.model_dump_json().encode())
+    # Records without consent evidence hash as before the field existed: no re-resolution on upgrade.
+    digest = hashlib.sha256(record.model_dump_json(exclude={"consent"} if not record.consent else None).encode())
     digest.update(json.dumps([home_id, region]).encode())
     return digest.hexdigest()
 
@@ -391,7 +393,67 @@ async def ingest_clients(
             result.client_id = page.clients[handle].id
         while result.client_id in merged_into:
             result.client_id = merged_into[result.client_id]
+    evidence = [
+        (result.client_id, record)
+        for (record, _, _, payload_hash), result in zip(prepared, results, strict=True)
+        if record.consent and payload_hash in todo
+    ]
+    if evidence:
+        await _write_consent(session, connector_id, evidence, now)
     return results
+
+
+async def _write_consent(
+    session: AsyncSession, connector_id: int, evidence: list[tuple[int, ClientRecord]], now: datetime
+) -> None:
+    """Append a ``pos_flag`` ledger row for each (client, channel, purpose, source record) whose
+    evidence differs from this connector's latest row for it: one read and one batched insert per page. Only changed
+    records get here (unchanged payloads are skipped above), so a re-sync appends nothing."""
+    client_ids = sorted({cid for cid, _ in evidence})
+    latest: dict[tuple[int, str, str, str], tuple[Any, ...]] = {}
+    cols = (CONSENT.c.client_id, CONSENT.c.channel, CONSENT.c.purpose, CONSENT.c.status, CONSENT.c.source,
+            CONSENT.c.wording, CONSENT.c.overrides_opt_out, CONSENT.c.recorded_at, CONSENT.c.id)
+    for start in range(0, len(client_ids), 2000):
+        stmt = core_select(*cols).where(
+            CONSENT.c.connector_id == connector_id,
+            CONSENT.c.source_kind == "pos_flag",
+            CONSENT.c.client_id.in_(client_ids[start : start + 2000]),
+        )
+        for row in (await session.exec(stmt)).all():  # type: ignore[call-overload]
+            key = (row[0], row[1], row[2], row[4])
+            if key not in latest or (_aware(row[7]), row[8]) > (_aware(latest[key][7]), latest[key][8]):
+                latest[key] = tuple(row)
+    # Keyed by source record too: two POS records of one person (registered at two shops) each
+    # speak for themselves, so one shop's "nobody asked" never withdraws the other's permission.
+    wanted: dict[tuple[int, str, str, str], Any] = {}
+    for cid, record in evidence:
+        for item in record.consent:
+            source = f"{item.source} (record {record.external_id})"[:100]
+            wanted[(cid, item.channel, item.purpose, source)] = item
+    rows = []
+    for (cid, channel, purpose, source), item in wanted.items():
+        last = latest.get((cid, channel, purpose, source))
+        if last is None and item.status == "unknown":
+            continue  # "no permission" with nothing granted before: nothing to record
+        said = (item.status, item.wording, item.overrides_opt_out)
+        if last is not None and (last[3], last[5], bool(last[6])) == said:
+            continue
+        rows.append({
+            "client_id": cid,
+            "channel": channel,
+            "purpose": purpose,
+            "status": item.status,
+            "source_kind": "pos_flag",
+            "source": source,
+            "recorded_by": f"connector:{connector_id}",
+            "wording": item.wording,
+            "connector_id": connector_id,
+            "overrides_opt_out": item.overrides_opt_out,
+            "note": None,
+            "recorded_at": now,
+        })
+    if rows:
+        await session.exec(insert(CONSENT), params=rows)  # type: ignore[call-overload]
 
 
 def _new_client(now: datetime) -> _Row:
