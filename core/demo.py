@@ -132,6 +132,17 @@ def connector_name(sandbox: Sandbox) -> str:
     return " ".join(w[:1].upper() + w[1:] for w in words if w) + " (sandbox)"
 
 
+# The demo chain's consent policy for a POS connector that has one (Lightspeed R's settings).
+DEMO_CONSENT_POLICY: dict[str, Any] = {
+    "consent_from_pos": True,
+    "consent_read_flags": True,
+    "consent_flag_set_means": "no_permission",
+    "consent_sms_field": "Text Opt-In",
+    "consent_catalog_field": "Wants Catalog",
+    "consent_overrides_opt_out": False,
+}
+
+
 def sandbox_options(rt: Runtime, sandbox: Sandbox, chain: ChainOptions) -> dict[str, Any]:
     """Options for ``sandbox.app_factory``: the chain's for point-of-sale sandboxes, none otherwise."""
     ctype = rt.registry.connector_types.get(sandbox.connector_type or "")
@@ -229,7 +240,11 @@ async def ensure_connector(
             connector = (await session.exec(stmt)).first()
         created = connector is None
         if connector is None:
-            connector = await add_connector(rt, session, type_name=ctype.name, name=connector_name(sb), values=values)
+            # The demo states its POS consent policy explicitly (the generated shops tick a "Text
+            # Opt-In" field at the till): later starts leave whatever the owner changes in the panel.
+            policy = {k: v for k, v in DEMO_CONSENT_POLICY.items() if k in ctype.settings_model.model_fields}
+            connector = await add_connector(rt, session, type_name=ctype.name, name=connector_name(sb),
+                                            values={**policy, **values})
             action, details = "connector.create", {"type": ctype.name, "sandbox": sb.name}
         else:
             # Only what the sandbox dictates (URLs, fixed credentials): tokens and settings changed

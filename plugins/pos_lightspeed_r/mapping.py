@@ -8,7 +8,7 @@ Payloads are read only through :mod:`.quirks`, so strings-for-everything, ``"0"`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +23,7 @@ from core.plugin import (
     SaleRecord,
 )
 
+from .consent import ConsentPolicy
 from .quirks import (
     calendar_date,
     decimal,
@@ -67,6 +68,7 @@ class Mapper:
     currency: str = "USD"
     anniversary_field: str = "Anniversary"
     default_country: str = "US"
+    consent: ConsentPolicy = field(default_factory=ConsentPolicy)
 
     # ------------------------------------------------------------------------------- shops
 
@@ -142,6 +144,7 @@ class Mapper:
             address=address_out,
             note=note,
             custom_fields=custom,
+            consent=self.consent.evidence(contact, custom),
             # R-Series customers belong to the account, not to a shop: there is no home shop to map.
             home_location_external_id=None,
             archived=flag(payload, "archived"),

@@ -8,7 +8,7 @@ differ. The work lives in sibling modules: ``auth`` (OAuth), ``client`` (HTTP, p
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,6 +62,36 @@ class LightspeedRSettings(ConnectorSettings):
     )
     anniversary_field: str = Field("Anniversary", title="Custom field holding the anniversary")
     writeback: bool = Field(False, title="Write client edits back to Lightspeed")
+    # Consent policy: how Lightspeed's flags and fields read as consent (see consent.py for the why).
+    consent_from_pos: bool = Field(True, title="Read consent from Lightspeed")
+    consent_read_flags: bool = Field(
+        True, title="Read the no email / no phone / no mail flags",
+        description="An unset flag is an opt-in to promotions by email, phone call or post.",
+    )
+    consent_flag_set_means: Literal["no_permission", "opt_out"] = Field(
+        "no_permission", title="A set \"no email / phone / mail\" flag means",
+        description="Lightspeed sets them on every new customer, so by default a set flag only means nobody "
+        "asked. Choose opt_out if your staff set them only when a client refuses.",
+    )
+    consent_sms_field: str = Field(
+        "Text Opt-In", title="Custom field giving text (SMS) consent",
+        description="A checkbox: ticked is an opt-in to promotional texts. noPhone is about calls, not texts. "
+        "Empty: texts need an in-store opt-in or START.",
+    )
+    consent_sms_wording: str = Field(
+        "Yes, text me about new pieces, events and offers. Up to 4 messages a month; message and data rates "
+        "may apply. Reply STOP to opt out.",
+        title="Wording staff show when ticking the text field", description="Kept with each consent it gives.",
+    )
+    consent_catalog_field: str = Field("Wants Catalog", title="Custom field asking for the catalog by post")
+    consent_flag_wording: str = Field(
+        "Agreed at the till to hear from the store (Lightspeed contact preferences).",
+        title="Wording behind the contact flags",
+    )
+    consent_overrides_opt_out: bool = Field(
+        False, title="A Lightspeed opt-in may lift an opt-out recorded in Clasp",
+        description="In store or imported opt-outs. A STOP text is never lifted by the point of sale.",
+    )
 
 
 class LightspeedR(ConnectorType):

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from core.plugin import ConnectorContext, Page, PermanentError, Stream
 
 from .client import ApiStats, LightspeedApi
+from .consent import ConsentPolicy
 from .mapping import Mapper
 from .quirks import format_filter_time, nested, parse_datetime, ref, timestamp
 
@@ -49,7 +50,8 @@ class LightspeedStream(Stream):
     @property
     def mapper(self) -> Mapper:
         settings = self.ctx.settings
-        return Mapper(currency=(settings.currency or "USD").upper(), anniversary_field=settings.anniversary_field)
+        return Mapper(currency=(settings.currency or "USD").upper(), anniversary_field=settings.anniversary_field,
+                      consent=ConsentPolicy.from_settings(settings))
 
     def base_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"archived": "true"}

@@ -608,7 +608,9 @@ async def add_shop(state: State, data: JSONBody[dict[str, Any]]) -> dict[str, An
 
 @route("/_sandbox/customers/{customer_id:int}", http_method=["PATCH"])
 async def edit_customer(state: State, customer_id: FromPath[int], data: JSONBody[dict[str, Any]]) -> Response:
-    """An edit made at the till: names, email, phone, dob (YYYY-MM-DD), note, archived."""
+    """An edit made at the till: names, email, phone, dob (YYYY-MM-DD), note, archived, the contact
+    flags (noEmail, noPhone, noMail) and custom fields by name (``{"custom": {"Text Opt-In": "true"}}``,
+    an empty value clears one)."""
     sb: Sandbox = state.sandbox
     with sb.lock:
         row = sb.ds.customers.get(customer_id)
@@ -630,6 +632,19 @@ async def edit_customer(state: State, customer_id: FromPath[int], data: JSONBody
             row["Note"] = {**row.get("Note", {}), "note": str(data["note"]), "timeStamp": now}
         if "archived" in data:
             row["archived"] = bool(data["archived"])
+        for flag in ("noEmail", "noPhone", "noMail"):
+            if flag in data:
+                row["Contact"][flag] = bool(data[flag])
+        for name, value in (data.get("custom") or {}).items():
+            field = next((f for f in sb.ds.custom_fields.values() if f["name"] == name), None)
+            if field is None:
+                return _error(400, f"no custom field {name!r}")
+            values = [v for v in row.get("CustomFieldValues", []) if v["customFieldID"] != field["customFieldID"]]
+            if value not in (None, ""):
+                values.append({"customFieldValueID": customer_id * 10 + int(field["customFieldID"]),
+                               "customFieldID": field["customFieldID"], "name": name, "type": field["type"],
+                               "value": str(value)})
+            row["CustomFieldValues"] = values
         row["Contact"]["timeStamp"] = now
         row["timeStamp"] = now
         sb.touch("Customer")

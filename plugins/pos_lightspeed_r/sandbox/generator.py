@@ -78,6 +78,13 @@ class Truth:
     persons_with_duplicates: int = 0
     customers_with_birthday: int = 0
     customers_with_anniversary: int = 0
+    # Consent as the shops recorded it (per customer record): noEmail/noPhone/noMail unset, and the
+    # "Text Opt-In" / "Wants Catalog" custom fields ticked.
+    customers_email_ok: int = 0
+    customers_phone_ok: int = 0
+    customers_mail_ok: int = 0
+    customers_text_opt_in: int = 0
+    customers_wants_catalog: int = 0
     items: int = 0
     items_image_missing: int = 0
     items_with_matrix_images: int = 0
@@ -234,6 +241,10 @@ def generate(
             "archived": False, "default": ""},
         3: {"customFieldID": 3, "name": "Preferred Metal", "type": "single_choice", "uom": "",
             "decimalPrecision": 0, "archived": False, "default": ""},
+        4: {"customFieldID": 4, "name": "Text Opt-In", "type": "boolean", "uom": "", "decimalPrecision": 0,
+            "archived": False, "default": "false"},
+        5: {"customFieldID": 5, "name": "Wants Catalog", "type": "boolean", "uom": "", "decimalPrecision": 0,
+            "archived": False, "default": "false"},
     }
 
     # ---- persons and their customer records (some registered at two shops)
@@ -262,6 +273,15 @@ def generate(
             twin_shop = rng.choice([s for s in ds.shops if s != home])
         records = [(home, 0)] + ([(twin_shop, 1)] if twin_shop else [])
         customers_of_person[person] = []
+        # Consent draws come from their own generator so the rest of the chain stays as it was. A
+        # shop asks at the till: about 55% agree to emails, three in four of those with a phone tick
+        # "Text Opt-In" (about 40% of all clients), some want the printed catalog. Unasked customers keep Lightspeed's
+        # defaults (noEmail/noPhone/noMail "true").
+        crng = random.Random(seed * 1_000_003 + person)
+        email_ok = has_email and crng.random() < 0.6
+        text_ok = phone is not None and crng.random() < 0.75
+        phone_ok = phone is not None and (text_ok or crng.random() < 0.3)
+        catalog_ok = crng.random() < 0.2
         for shop_id, variant in records:
             customer_id += 1
             emails = []
@@ -297,6 +317,19 @@ def generate(
                                       "name": "Preferred Metal", "type": "single_choice",
                                       "value": {"customFieldChoiceID": METALS.index(metal) + 1, "value": metal,
                                                 "name": metal}})
+            if text_ok and phones_out:
+                custom_values.append({"customFieldValueID": customer_id * 10 + 4, "customFieldID": 4,
+                                      "name": "Text Opt-In", "type": "boolean", "value": "true"})
+                truth.customers_text_opt_in += 1
+            if catalog_ok:
+                custom_values.append({"customFieldValueID": customer_id * 10 + 5, "customFieldID": 5,
+                                      "name": "Wants Catalog", "type": "boolean", "value": "true"})
+                truth.customers_wants_catalog += 1
+            no_email = not (emails and email_ok)
+            no_phone = not (phones_out and phone_ok)
+            truth.customers_email_ok += not no_email
+            truth.customers_phone_ok += not no_phone
+            truth.customers_mail_ok += catalog_ok
             archived = rng.random() < 0.02
             truth.archived_customers += archived
             if dob:
@@ -309,8 +342,8 @@ def generate(
                 "creditAccountID": 0, "customerTypeID": 1, "discountID": 0, "taxCategoryID": 0,
                 "contactID": 5000 + customer_id, "noteID": 8000 + customer_id, "employeeID": 0, "measurementID": 0,
                 "Contact": {
-                    "contactID": 5000 + customer_id, "custom": "", "noEmail": not emails, "noPhone": not phones_out,
-                    "noMail": True, "timeStamp": rec_created,
+                    "contactID": 5000 + customer_id, "custom": "", "noEmail": no_email, "noPhone": no_phone,
+                    "noMail": not catalog_ok, "timeStamp": rec_created,
                     "Addresses": [{"address1": f"{rng.randint(1, 999)} {rng.choice(['Park', 'Elm', 'Main', 'Lake'])}"
                                                f" {rng.choice(['Ave', 'St', 'Blvd'])}",
                                    "address2": "", "city": CITIES[shop_id - 1][1], "state": "",
