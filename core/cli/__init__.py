@@ -42,6 +42,7 @@ def _add_core_commands(group: click.Group) -> None:
         attribution,
         automations,
         connector,
+        consent,
         db,
         demo,
         errors,
@@ -64,6 +65,7 @@ def _add_core_commands(group: click.Group) -> None:
     group.add_command(tokens.token)
     group.add_command(outbox.outbox)
     group.add_command(automations.automations)
+    group.add_command(consent.consent)
     group.add_command(attribution.attribution)
     group.add_command(serve.serve)
     group.add_command(serve.worker)
