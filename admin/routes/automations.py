@@ -25,10 +25,11 @@ from admin.render import flash, redirect, render, runtime_of
 from core import audit
 from core.access import Principal, can_see_client
 from core.automations.evaluate import evaluate
-from core.automations.review import dry_run, history, preview_for_client
+from core.automations.review import dry_run, history, preview_for_client, reach
 from core.automations.store import AutomationError, configure, ensure_automations, get_automation, scope_ids, type_of
 from core.automations.templates import TemplateProblem
 from core.models import Automation, Client, Location, User
+from core.outreach.eligibility import REASONS
 from core.runtime import Runtime
 
 owners_and_managers = require_role("owner", "manager")
@@ -57,6 +58,11 @@ async def _automation(session: AsyncSession, rt: Runtime, name: str) -> Automati
         raise NotFoundException(str(exc)) from exc
 
 
+def _viewer_locations(principal: Principal) -> list[int] | None:
+    """The stores whose clients a viewer's counts cover (None: all, for an owner)."""
+    return None if principal.is_owner else sorted(principal.location_ids)
+
+
 async def _locations(session: AsyncSession) -> list[Location]:
     return list((await session.exec(select(Location).order_by(col(Location.name)))).all())
 
@@ -77,6 +83,7 @@ async def _detail(
         past = await history(session, name, limit=25)
         sample = (await session.exec(select(Client.id).order_by(col(Client.id)).limit(1))).first()
     principal: Principal = request.state.principal
+    reached = await reach(rt, name, location_ids=_viewer_locations(principal))
     if not principal.is_owner:
         # Texts name clients: a manager sees what fired in their own stores only.
         past.recent = [r for r in past.recent if r["location_id"] in principal.location_ids]
@@ -95,6 +102,7 @@ async def _detail(
         "locations": locations,
         "location_names": {loc.id: loc.name for loc in locations},
         "history": past,
+        "reach": reached,
         "sample_client": sample,
         "error": error,
     }
@@ -112,6 +120,9 @@ async def automations_page(request: Request[Any, Any, Any]) -> Response[Any]:
             ids = scope_ids(a)
             where = "All locations" if ids is None else ", ".join(names.get(i, f"#{i}") for i in ids)
             rows.append({"automation": a, "where": where, "fired": sum(past.counts.values())})
+    principal: Principal = request.state.principal
+    for row in rows:
+        row["reach"] = await reach(rt, row["automation"].name, location_ids=_viewer_locations(principal))
     return render(request, "automations/list.html", {"rows": rows})
 
 
@@ -240,8 +251,11 @@ async def dry_run_page(request: Request[Any, Any, Any], name: FromPath[str]) -> 
         if principal.is_owner or loc in principal.location_ids
     ]
     samples = [s for s in run.samples if principal.is_owner or s.location_id in principal.location_ids]
+    reasons = [(REASONS.get(code, code), n) for code, n in sorted(run.skip_reasons.items(), key=lambda kv: -kv[1])]
     return render(
-        request, "automations/_dry_run.html", {"run": run, "per_location": per_location, "samples": samples[:10]},
+        request,
+        "automations/_dry_run.html",
+        {"run": run, "per_location": per_location, "samples": samples[:10], "skip_reasons": reasons},
         fragment=True,
     )
 

@@ -2,11 +2,14 @@
 
 The same statement (``occasions.candidates``) serves the dry run and the real run; the real run
 writes outbox rows (kind ``marketing``: the outbox applies consent, quiet hours and the frequency cap
-when it sends) or Today tasks, with ``INSERT … ON CONFLICT (occasion_key) DO NOTHING``. The unique
-occasion key is what makes a re-run, a crash halfway or two concurrent workers fire each occasion
-once. A template that cannot be rendered for a client sends nothing: the occasion goes to the error
-queue (``sync_error``, stage ``automation``) and fires on a later evaluation once the template is fixed
-(while it is still within its catch-up window).
+when it sends) or Today tasks. The dry run of a texting automation also applies those send rules,
+through the sender's own implementation (``core.outreach.eligibility``), so it says how many texts
+would go out, wait for quiet hours or be skipped, and why. The real run writes rows with
+``INSERT … ON CONFLICT (occasion_key) DO NOTHING``. The unique occasion key is what makes a
+re-run, a crash halfway or two concurrent workers fire each occasion once. A template that cannot
+be rendered for a client sends nothing: the occasion goes to the error queue (``sync_error``, stage
+``automation``) and fires on a later evaluation once the template is fixed (while it is still within
+its catch-up window).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from core.automations.store import (
 from core.automations.store import conn as _conn
 from core.automations.templates import TemplateProblem, render, variables_used
 from core.models import Automation, Outreach, SyncError, Task, utcnow
+from core.outreach import eligibility
+from core.outreach.eligibility import REASONS
 from core.outreach.outbox import MAX_BODY
 from core.runtime import Runtime
 
@@ -66,6 +71,9 @@ class Fired:
     due_at: datetime
     body: str
     title: str | None = None
+    # Dry run of a text: what the send rules would do with it (send, defer, skip) and why.
+    outcome: str | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -83,6 +91,11 @@ class AutomationRun:
     samples: list[Fired] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the automation was not evaluated at all
+    # Dry run of a texting automation: the send rules applied to each text it would create.
+    would_send: int = 0
+    would_wait: int = 0
+    would_skip: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # reason code → count
     seconds: float = 0.0
     query_seconds: float = 0.0  # of which finding the due occasions
 
@@ -92,6 +105,13 @@ class AutomationRun:
         verb = "would create" if self.dry_run else "created"
         noun = "text(s)" if self.action == "send" else "task(s)"
         parts = [f"{self.automation}: {verb} {self.created} {noun}"]
+        if self.dry_run and self.action == "send" and self.created:
+            parts.append(f"{self.would_send} would be sent")
+            if self.would_wait:
+                parts.append(f"{self.would_wait} would wait for quiet hours")
+            if self.would_skip:
+                why = ", ".join(f"{REASONS.get(k, k)}: {n}" for k, n in sorted(self.skip_reasons.items()))
+                parts.append(f"{self.would_skip} would be skipped ({why})")
         if self.already:
             parts.append(f"{self.already} already fired")
         if self.errors:
@@ -220,6 +240,7 @@ async def _evaluate_one(
     run.query_seconds = time.perf_counter() - t
     run.due = len(rows)
     failures: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    batch_marketing: dict[int, datetime] = {}
     for start in range(0, len(rows), BATCH):
         batch = rows[start : start + BATCH]
         async with rt.db.session() as session:
@@ -230,6 +251,9 @@ async def _evaluate_one(
             failures[reason].append(row)
         run.errors += len(failed)
         if dry_run:
+            if automation.action == "send":
+                async with rt.db.session() as session:
+                    await _apply_send_rules(session, fired, run, now=now, batch_marketing=batch_marketing)
             run.created += len(fired)
             counts = Counter(f.location_id for f in fired)
             for lid, n in counts.items():
@@ -254,6 +278,46 @@ async def _evaluate_one(
                 # Failed occasions keep the mark where it was, so they are looked at again after a fix.
                 await save_watermark(session, automation.id, now)
     return run
+
+
+async def _apply_send_rules(
+    session: AsyncSession,
+    fired: list[Fired],
+    run: AutomationRun,
+    *,
+    now: datetime,
+    batch_marketing: dict[int, datetime],
+) -> None:
+    """What the outbox would do with each text when it falls due: the sender's facts and rules.
+
+    Texts of the same run to one client count against the frequency cap like texts claimed earlier
+    in one sender batch do."""
+    facts = await eligibility.load_facts(
+        session,
+        [f.client_id for f in fired],
+        kind="marketing",
+        fallback_locations={f.client_id: f.location_id for f in fired},
+    )
+    for f in fired:
+        item = facts.get(f.client_id)
+        if item is None:
+            continue
+        at = max(now, f.due_at)
+        base = item.last_marketing_at if not isinstance(item, ValueError) else None
+        last = max(filter(None, (base, batch_marketing.get(f.client_id))), default=None)
+        decision = eligibility.decide(item, kind="marketing", now=at, last_marketing_at=last)
+        f.outcome, f.reason = decision.action, decision.reason
+        if decision.action == "send":
+            run.would_send += 1
+            batch_marketing[f.client_id] = at
+        elif decision.action == "defer":
+            run.would_wait += 1
+            # The cap is checked again when the deferred text goes out; count it then as sent.
+            batch_marketing[f.client_id] = decision.until or at
+        else:
+            run.would_skip += 1
+            code = decision.code or "other"
+            run.skip_reasons[code] = run.skip_reasons.get(code, 0) + 1
 
 
 async def _render_batch(

@@ -108,9 +108,11 @@ async def history(session: AsyncSession, name: str, *, limit: int = 50) -> Histo
             table.c.associate_id,
             table.c.location_id,
         ]
+        if model is Outreach:
+            cols.append(table.c.state_reason)
         stmt2 = select(*cols).where(table.c.automation_id == automation.id).order_by(table.c.id.desc()).limit(limit)
         for r in (await (await _conn(session)).execute(stmt2)).mappings():
-            out.recent.append({**dict(r), "type": "text" if model is Outreach else "task"})
+            out.recent.append({"state_reason": None, **dict(r), "type": "text" if model is Outreach else "task"})
     out.recent.sort(key=lambda r: r["created_at"], reverse=True)
     out.recent = out.recent[:limit]
     return out
@@ -145,3 +147,100 @@ async def replay_error(rt: Runtime, error_id: int, *, now: datetime | None = Non
             row.replayed_at = utcnow()
             session.add(row)
     return True, f"{run.created} occasion(s) fired"
+
+
+# ------------------------------------------------------------------------------------------- reach
+
+
+@dataclass
+class Reach:
+    """How many clients an automation can text at all, and why the rest cannot (reason code → count).
+
+    The population is the live clients whose home store is in the automation's (and the viewer's)
+    scope, less those missing the date the occasion needs (``no_date``, e.g. no birthday on file).
+    Each is judged by the outbox's own send rules at ``now``: a client in quiet hours is reachable
+    (the text waits), counted apart in ``waiting``."""
+
+    automation: str
+    action: str
+    population: int = 0
+    reachable: int = 0
+    waiting: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    date_field: str | None = None
+
+    def reason_rows(self) -> list[tuple[str, str, int]]:
+        from core.outreach.eligibility import REASONS
+
+        words = {**REASONS, "no_date": f"no {self.date_field or 'date'} on file"}
+        return [(code, words.get(code, code), n) for code, n in sorted(self.reasons.items(), key=lambda kv: -kv[1])]
+
+
+async def _date_fields(rt: Runtime, automation: Automation, now: datetime) -> set[str]:
+    """The client dates an automation's occasions need (birthday, anniversary), from its branches."""
+    from datetime import timedelta
+
+    from core.automations.occasions import OccasionSet, SqlOccasionQuery
+    from core.automations.store import settings_of
+
+    atype = type_of(rt.registry, automation)
+    settings = settings_of(atype, automation)
+    out: set[str] = set()
+    # Date branches exist only for days whose send time has come somewhere: look across a day.
+    for hours in (0, 12, 24):
+        query = SqlOccasionQuery(
+            now=now + timedelta(hours=hours), automation_id=automation.id or 0, locations={}, default_timezone="UTC"
+        )
+        try:
+            occasions = atype.occasions(query, settings)
+        except NotImplementedError:
+            return out
+        if isinstance(occasions, OccasionSet):
+            out.update(b.field_name for b in occasions.branches if b.kind == "client_date" and b.field_name)
+    return out
+
+
+async def reach(
+    rt: Runtime, name: str, *, now: datetime | None = None, location_ids: list[int] | None = None
+) -> Reach:
+    """Who ``name`` can text (see :class:`Reach`); ``location_ids`` narrows to a viewer's stores."""
+    from sqlalchemy import and_
+
+    from core.automations.store import scope_ids
+    from core.models import Client
+    from core.outreach import eligibility
+
+    now = now or utcnow()
+    async with rt.db.session() as session:
+        await ensure_automations(session, rt.registry)
+        automation = await get_automation(session, name)
+        out = Reach(automation=name, action=automation.action)
+        fields = await _date_fields(rt, automation, now)
+        out.date_field = next(iter(sorted(fields)), None)
+        client_t = Client.__table__  # type: ignore[attr-defined]
+        where = [client_t.c.merged_into_id.is_(None), client_t.c.archived.is_(False)]
+        for ids in (scope_ids(automation), location_ids):
+            if ids is not None:
+                where.append(client_t.c.home_location_id.in_(ids))
+        conn = await _conn(session)
+        has_date = and_(*(client_t.c[f].is_not(None) for f in fields)) if fields else None
+        total = (await conn.execute(select(func.count()).select_from(client_t).where(*where))).scalar_one()
+        out.population = int(total)
+        stmt = select(client_t.c.id).where(*where)
+        if has_date is not None:
+            stmt = stmt.where(has_date)
+        ids = [int(i) for i in (await conn.execute(stmt)).scalars().all()]
+        if len(ids) < out.population:
+            out.reasons["no_date"] = out.population - len(ids)
+        facts = await eligibility.load_facts(session, ids, kind="marketing")
+    for cid in ids:
+        decision = eligibility.decide(facts[cid], kind="marketing", now=now)
+        if decision.action == "send":
+            out.reachable += 1
+        elif decision.action == "defer":
+            out.reachable += 1
+            out.waiting += 1
+        else:
+            code = decision.code or "other"
+            out.reasons[code] = out.reasons.get(code, 0) + 1
+    return out

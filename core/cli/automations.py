@@ -207,7 +207,30 @@ def preview(name: str, day: datetime | None, at: datetime | None, client_id: int
     _print_run(result, locs)
     for f in result.samples[:samples]:
         head = f"  client {f.client_id} → " + (f"[{f.title}] " if f.title else "")
+        if f.outcome:
+            head += f"({'would send' if f.outcome == 'send' else f.reason}) "
         click.echo(head + f.body.replace("\n", " "))
+
+
+@automations.command("reach")
+@click.argument("name")
+def reach_cmd(name: str) -> None:
+    """How many clients an automation can text now, and why the rest cannot (nothing is written)."""
+    from core.automations.store import AutomationError
+
+    async def go(rt: Runtime) -> Any:
+        from core.automations.review import reach
+
+        try:
+            return await reach(rt, name)
+        except AutomationError as exc:
+            raise _fail(exc) from None
+
+    r = run_with_runtime(go)
+    waiting = f" ({r.waiting} in quiet hours now: their texts wait)" if r.waiting else ""
+    click.echo(f"{name}: {r.reachable} of {r.population} client(s) can get its texts{waiting}.")
+    for _code, words, n in r.reason_rows():
+        click.echo(f"  {words:<44} {n}")
 
 
 @automations.command()
@@ -265,6 +288,8 @@ def history(name: str, limit: int) -> None:
         body = body if len(body) <= 60 else body[:59] + "…"
         when = f"{r['due_at']:%Y-%m-%d %H:%M}"
         click.echo(f"{r['type']:<4} {r['id']:>6} {r['state']:<9} client {r['client_id']}  {when}  {body}")
+        if r.get("state_reason"):
+            click.echo(f"{'':12}{r['state_reason']}")
 
 
 @automations.command("assign-owners")
