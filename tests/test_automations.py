@@ -177,7 +177,7 @@ async def test_dormant_counts_purchases_at_every_store(art: Runtime, world: Worl
     rows = await tasks(art)
     assert who(rows, world) == {"ben"} and run.created == preview.created == 1
     # The occasion belongs to Ben's home store, though he last bought elsewhere.
-    assert rows[0].location_id == world.locations["la"] and "2025-11-26" in rows[0].title
+    assert rows[0].location_id == world.locations["la"] and "November 26, 2025" in rows[0].title
     # A new purchase restarts the clock: dormant again later is a new occasion.
     await add_sale(art, world, client="ben", store="la", at="2026-06-01T15:00", associate="leo")
     assert (await evaluate(art, now=utc("2026-07-01T15:00")))[0].created == 0

@@ -253,7 +253,7 @@ async def sender_choices(session: AsyncSession, principal: Principal, client: Cl
 
 
 async def page_context(session: AsyncSession, principal: Principal, client: Client, view: ThreadView) -> dict[str, Any]:
-    consent = await current_consent(session, client.id, "sms")  # type: ignore[arg-type]
+    consent = await current_consent(session, client.id, "sms", "transactional")  # type: ignore[arg-type]
     numbers = (await numbers_for(session, [client.id])).get(client.id)  # type: ignore[list-item]
     phone = numbers.text_to if numbers is not None else None
     held = [p.value for p in numbers.phones] if numbers is not None else []
