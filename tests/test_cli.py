@@ -16,13 +16,13 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core import migrate
 from core.cli import build_cli, load_state
 from core.connectors import load_settings
 from core.db import Database
-from core.models import AuditLog, Connector, Location, User, UserLocation
+from core.models import Associate, AuditLog, Connector, ExternalRef, Location, User, UserLocation
 from core.runtime import Runtime
 from core.users import verify_password
 
@@ -79,6 +79,7 @@ def test_help_on_every_command() -> None:
         ("errors", "replay"),
         ("export",),
         ("user", "add"),
+        ("user", "edit"),
         ("sandbox",),
     }
     assert expected <= set(paths)
@@ -229,6 +230,9 @@ async def test_user_add(clasp_cli, db: Database) -> None:  # type: ignore[no-unt
     assert "invalid email" in one_error_line(
         clasp_cli("user", "add", "not-an-email", "--role", "owner", "--password-stdin", input="another-pass\n")
     )
+    # The product's own test domain (the demo signs in as demo@clasp.local) is an address like any other.
+    ok(clasp_cli("user", "add", "Manager@Clasp.Local", "--role", "manager", "--location", "Uptown",
+                 "--password-stdin", input="manager-pass-2\n"))  # fmt: skip
     assert "Midtown" in one_error_line(
         clasp_cli(
             "user",
@@ -247,7 +251,7 @@ async def test_user_add(clasp_cli, db: Database) -> None:  # type: ignore[no-unt
 
     async with db.session() as s:
         users = {u.email: u for u in (await s.exec(select(User))).all()}
-        assert set(users) == {"owner@example.com", "mgr@example.com"}
+        assert set(users) == {"owner@example.com", "mgr@example.com", "manager@clasp.local"}
         assert users["owner@example.com"].role == "owner" and users["owner@example.com"].name == "Olive"
         assert verify_password(users["owner@example.com"].password_hash, "correct horse battery")
         assert verify_password(users["mgr@example.com"].password_hash, "manager-pass-1")
@@ -256,7 +260,135 @@ async def test_user_add(clasp_cli, db: Database) -> None:  # type: ignore[no-unt
         ).all()
         assert sorted(links) == sorted([downtown_id, uptown_id])
         audit = (await s.exec(select(AuditLog).where(AuditLog.action == "user.create"))).all()
-        assert len(audit) == 2 and all(a.actor.startswith("cli:") for a in audit)
+        assert len(audit) == 3 and all(a.actor.startswith("cli:") for a in audit)
+
+
+
+async def _two_stores_of_associates(db: Database) -> dict[str, int]:
+    """Downtown and Uptown, two POS connectors, and associates with namesakes and a shared external id."""
+    async with db.transaction() as s:
+        downtown, uptown = Location(name="Downtown"), Location(name="Uptown")
+        s.add_all([downtown, uptown])
+        await s.flush()
+        dt_pos = Connector(type="lightspeed_r", kind="pos", name="downtown-pos", settings={})
+        up_pos = Connector(type="lightspeed_x", kind="pos", name="uptown-pos", settings={})
+        renee = Associate(location_id=downtown.id, first_name="Renée", last_name="García")
+        ann_dt = Associate(location_id=downtown.id, first_name="Ann", last_name="Lee")
+        ann_up = Associate(location_id=uptown.id, first_name="Ann", last_name="Lee")
+        s.add_all([dt_pos, up_pos, renee, ann_dt, ann_up])
+        await s.flush()
+        for connector, associate, ext in ((dt_pos, renee, "12"), (dt_pos, ann_dt, "7"), (up_pos, ann_up, "7")):
+            s.add(ExternalRef(connector_id=connector.id, object_type="associate", external_id=ext,
+                              unified_id=associate.id))  # fmt: skip
+        ids = {"downtown": downtown.id, "uptown": uptown.id, "renee": renee.id, "ann_dt": ann_dt.id,
+               "ann_up": ann_up.id}  # fmt: skip
+    return ids  # type: ignore[return-value]
+
+
+async def _user(db: Database, email: str) -> tuple[User, list[int]]:
+    async with db.session() as s:
+        row = (await s.exec(select(User).where(User.email == email))).one()
+        locations = (await s.exec(select(UserLocation.location_id).where(UserLocation.user_id == row.id))).all()
+    return row, sorted(locations)
+
+
+async def test_user_add_links_the_pos_associate(clasp_cli, db: Database) -> None:  # type: ignore[no-untyped-def]
+    ids = await _two_stores_of_associates(db)
+
+    def add(email: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return clasp_cli("user", "add", email, "--role", "associate", *args, "--password-stdin", input="assoc-pass-1\n")
+
+    # By name, in the other order, without the accents or the case: linked, and working at her store.
+    out = ok(add("renee@clasp.local", "--associate", "garcia RENEE"))
+    assert "linked to Renée García (Downtown, downtown-pos:12)" in out and "at Downtown" in out
+    renee, locations = await _user(db, "renee@clasp.local")
+    assert renee.associate_id == ids["renee"] and locations == [ids["downtown"]]
+    # Namesakes, or one external id in two POS: an error naming every candidate, and nothing written.
+    by_name = one_error_line(add("ann@example.com", "--associate", "ann lee"))
+    assert "2 associates are named" in by_name and "Downtown, downtown-pos:7" in by_name
+    assert "Uptown, uptown-pos:7" in by_name
+    by_id = one_error_line(add("ann@example.com", "--associate", "7"))
+    assert "CONNECTOR:ID" in by_id and "downtown-pos:7" in by_id and "uptown-pos:7" in by_id
+    unknown = one_error_line(add("ann@example.com", "--associate", "Ann Smith"))
+    assert "no associate matches 'Ann Smith'" in unknown and "did you mean" in unknown and "Ann Lee" in unknown
+    async with db.session() as s:
+        assert (await s.exec(select(User).where(User.email == "ann@example.com"))).first() is None
+    # CONNECTOR:ID settles it (any case for the connector's name).
+    out = ok(add("ann@example.com", "--associate", "Uptown-POS:7"))
+    ann, locations = await _user(db, "ann@example.com")
+    assert ann.associate_id == ids["ann_up"] and locations == [ids["uptown"]]
+    # An explicit --location wins over the associate's store; linking outside it is said.
+    proc = add("ann2@example.com", "--associate", "#" + str(ids["ann_dt"]), "--location", "Uptown")
+    assert proc.returncode == 0 and "not one of this user's locations" in proc.stderr
+    # No link: allowed, and the owner is told exactly what the associate will see.
+    proc = add("nolink@example.com", "--location", "Downtown")
+    assert proc.returncode == 0 and "not linked to a POS associate — they will see an empty book" in proc.stderr
+    async with db.session() as s:
+        audit = (await s.exec(select(AuditLog).where(AuditLog.action == "user.create"))).all()
+    assert {a.details["associate_id"] for a in audit} == {ids["renee"], ids["ann_up"], ids["ann_dt"], None}
+
+    listed = {row["email"]: row for row in json.loads(ok(clasp_cli("user", "list", "--json")))}
+    assert listed["renee@clasp.local"]["associate"] == {
+        "id": ids["renee"], "name": "Renée García", "location": "Downtown", "external_ids": ["downtown-pos:12"]
+    }  # fmt: skip
+    assert listed["nolink@example.com"]["associate"] is None
+    assert listed["nolink@example.com"]["warnings"] == ["not linked to a POS associate — they will see an empty book"]
+    assert "NOT LINKED" in ok(clasp_cli("user", "list"))
+
+
+async def test_user_edit(clasp_cli, db: Database) -> None:  # type: ignore[no-untyped-def]
+    ids = await _two_stores_of_associates(db)
+    ok(clasp_cli("user", "add", "boss@example.com", "--role", "owner", "--password-stdin", input="owner-pass-1\n"))
+    ok(clasp_cli("user", "add", "Renee@Clasp.local", "--role", "associate", "--associate", "12",
+                 "--password-stdin", input="assoc-pass-1\n"))  # fmt: skip
+
+    # Promoted to manager of both stores: the role and the locations change together.
+    out = ok(clasp_cli("user", "edit", "renee@clasp.local", "--role", "manager",
+                       "--location", "Downtown", "--location", "uptown"))  # fmt: skip
+    assert "role associate → manager" in out and "locations Downtown → Downtown, Uptown" in out
+    renee, locations = await _user(db, "renee@clasp.local")
+    assert renee.role == "manager" and locations == sorted([ids["downtown"], ids["uptown"]])
+    ok(clasp_cli("user", "edit", "renee@clasp.local", "--remove-location", "Downtown", "--name", "Renée G."))
+    renee, locations = await _user(db, "renee@clasp.local")
+    assert locations == [ids["uptown"]] and renee.name == "Renée G."
+    # A manager needs a store; --associate and --no-associate together make no sense: refused, unchanged.
+    assert "at least one location" in one_error_line(
+        clasp_cli("user", "edit", "renee@clasp.local", "--remove-location", "Uptown")
+    )
+    assert "contradict" in one_error_line(
+        clasp_cli("user", "edit", "renee@clasp.local", "--associate", "12", "--no-associate")
+    )
+    assert "no user with email" in one_error_line(clasp_cli("user", "edit", "nobody@example.com", "--name", "X"))
+    assert (await _user(db, "renee@clasp.local"))[1] == [ids["uptown"]]
+
+    # Back to associate, unlinked: allowed, with the warning; then linked to her Uptown namesake's record.
+    proc = clasp_cli("user", "edit", "renee@clasp.local", "--role", "associate", "--no-associate")
+    assert proc.returncode == 0 and "not linked to a POS associate — they will see an empty book" in proc.stderr
+    assert (await _user(db, "renee@clasp.local"))[0].associate_id is None
+    out = ok(clasp_cli("user", "edit", "renee@clasp.local", "--associate", "uptown-pos:7"))
+    assert "associate none → Ann Lee (Uptown, uptown-pos:7)" in out
+    assert (await _user(db, "renee@clasp.local"))[0].associate_id == ids["ann_up"]
+    assert "Nothing to change" in ok(clasp_cli("user", "edit", "renee@clasp.local", "--associate", "uptown-pos:7"))
+
+    # Deactivated and back; the only owner cannot lock everyone out.
+    ok(clasp_cli("user", "edit", "renee@clasp.local", "--deactivate"))
+    assert not (await _user(db, "renee@clasp.local"))[0].active
+    ok(clasp_cli("user", "edit", "renee@clasp.local", "--activate"))
+    assert "only active owner" in one_error_line(clasp_cli("user", "edit", "boss@example.com", "--role", "manager",
+                                                           "--location", "Downtown"))  # fmt: skip
+    assert "only active owner" in one_error_line(clasp_cli("user", "edit", "boss@example.com", "--deactivate"))
+
+    async with db.session() as s:
+        edits = (await s.exec(select(AuditLog).where(AuditLog.action == "user.edit").order_by(AuditLog.id))).all()
+        toggled = col(AuditLog.action).in_(["user.activate", "user.deactivate"])
+        toggles = (await s.exec(select(AuditLog.action).where(toggled))).all()
+    assert len(edits) == 6 and all(e.actor.startswith("cli:") for e in edits)
+    assert edits[0].details["changes"] == {
+        "role": ["associate", "manager"],
+        "location_ids": [[ids["downtown"]], sorted([ids["downtown"], ids["uptown"]])],
+    }
+    assert edits[3].details["changes"] == {"associate_id": [None, ids["ann_up"]]}
+    assert sorted(toggles) == ["user.activate", "user.deactivate"]
 
 
 PLUGIN = textwrap.dedent(
