@@ -36,7 +36,15 @@ from core.models import (
 )
 from core.models.clients import CONSENT_CHANNELS
 
+# Fields a POS holds too: writeback (core.writeback) pushes edits of these, and only these, to the POS.
 EDITABLE_FIELDS = ("first_name", "last_name", "emails", "phones", "address", "birthday", "anniversary", "note")
+# Fields kept in Clasp alone: edited through edit_client like the others (change feed + audit), never
+# written to a POS (writeback reads EDITABLE_FIELDS only). ``home_location``: a location id set by a
+# person (source "manual"), or null to hand the home store back to the derivation rule.
+CLASP_FIELDS = ("preferences", "tags", "home_location")
+PREFERENCE_MAX = 200
+TAG_MAX = 60
+TAGS_MAX = 50
 # The unified address shape. Connectors map their POS's address fields onto these keys.
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postal_code", "country")
 NAME_MAX = 200
@@ -248,6 +256,11 @@ async def edit_client(
     ``emails`` / ``phones`` are the complete lists (first is primary; phones are read in the home
     store's country), ``address`` is the complete address object (keys ADDRESS_FIELDS, null clears),
     dates are dates or ISO strings (null clears). ``origin`` is "user:<id>" or "api:<token id>".
+    CLASP_FIELDS (never written to a POS): ``preferences`` is the complete object of short texts
+    (keys like ``ring_size``, ``metal``; it wins over the POS custom field of the same meaning),
+    ``tags`` the complete list, ``home_location`` a location id (source "manual", never recomputed)
+    or null (back to the derivation rule of core.home_store). Their feed row names
+    ``preferences`` / ``tags`` / ``home_location_id`` and ``home_location_source``.
 
     Raises ClientNotFound, ClientMerged, or ClientEditError (per-field messages; nothing written).
     Only fields whose value really changes are written; a no-op edit writes nothing.
@@ -260,8 +273,8 @@ async def edit_client(
 
     errors: dict[str, str] = {}
     for name in changes:
-        if name not in EDITABLE_FIELDS:
-            errors[name] = f"not an editable field; editable: {', '.join(EDITABLE_FIELDS)}"
+        if name not in EDITABLE_FIELDS and name not in CLASP_FIELDS:
+            errors[name] = f"not an editable field; editable: {', '.join(EDITABLE_FIELDS + CLASP_FIELDS)}"
     region = await home_region(session, client)
     cleaned: dict[str, Any] = {}
     for name, value in changes.items():
@@ -280,6 +293,12 @@ async def edit_client(
                 cleaned[name] = _clean_emails(value)
             elif name == "phones":
                 cleaned[name] = _clean_phones(value, region)
+            elif name == "preferences":
+                cleaned[name] = _clean_preferences(value)
+            elif name == "tags":
+                cleaned[name] = _clean_tags(value)
+            elif name == "home_location":
+                cleaned[name] = await _clean_home(session, value)
         except ValueError as exc:
             errors[name] = str(exc)
     if errors:
@@ -288,7 +307,18 @@ async def edit_client(
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     for name, value in cleaned.items():
-        if name in ("emails", "phones"):
+        if name == "home_location":
+            old_home = (client.home_location_id, client.home_location_source)
+            if value is None:
+                # Back to automatic: the derivation rule (core.home_store) fills it in again.
+                new_home = (None, None) if client.home_location_source == "manual" else old_home
+            else:
+                new_home = (value, "manual")
+            if new_home != old_home:
+                client.home_location_id, client.home_location_source = new_home
+                before["home_location_id"], after["home_location_id"] = old_home[0], new_home[0]
+                before["home_location_source"], after["home_location_source"] = old_home[1], new_home[1]
+        elif name in ("emails", "phones"):
             kind = name[:-1]
             current = await _contacts(session, client_id, kind)
             old_values = [c.value for c in current]
@@ -308,9 +338,16 @@ async def edit_client(
 
     # A person's edit ranks with the best source: a later POS change still wins over an older edit.
     manual_provenance(client, set(after), origin)
+    if "home_location_id" in after and after["home_location_id"] is None:
+        # Handed back to the rules: any POS value beats a derived one again.
+        client.provenance = {k: v for k, v in (client.provenance or {}).items() if k != "home_location_id"}
     client.updated_at = utcnow()
     session.add(client)
     await session.flush()
+    if "home_location_id" in after and after["home_location_id"] is None:
+        from core.home_store import derive_home_stores
+
+        await derive_home_stores(session, client_ids=[client_id])
     await feed.append(session, entity="client", entity_id=client_id, op="update", changes=after, origin=origin)
     await audit.record(
         session,
@@ -323,6 +360,54 @@ async def edit_client(
         ip=ip,
     )
     return client
+
+
+def _clean_preferences(value: Any) -> dict[str, str]:
+    """The complete preferences object ({"ring_size": "6.5", ...}); a null or blank value removes a key."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("preferences must be an object of short texts, e.g. {\"ring_size\": \"6.5\"}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", key):
+            raise ValueError(f"preference name {key!r} must be lower-case letters, digits and _")
+        if item is None:
+            continue
+        if not isinstance(item, str | int | float):
+            raise ValueError(f"preferences.{key} must be a text")
+        text = " ".join(str(item).split())
+        if len(text) > PREFERENCE_MAX:
+            raise ValueError(f"preferences.{key} is longer than {PREFERENCE_MAX} characters")
+        if text:
+            out[key] = text
+    return out
+
+
+def _clean_tags(value: Any) -> list[str]:
+    """Tags in the order given, blanks and repeats (case-insensitive) dropped."""
+    out: list[str] = []
+    for tag in _raw_list(value, "tags"):
+        tag = " ".join(tag.split())
+        if len(tag) > TAG_MAX:
+            raise ValueError(f"tag {tag[:20]!r}… is longer than {TAG_MAX} characters")
+        if tag.lower() not in [t.lower() for t in out]:
+            out.append(tag)
+    if len(out) > TAGS_MAX:
+        raise ValueError(f"at most {TAGS_MAX} tags")
+    return out
+
+
+async def _clean_home(session: AsyncSession, value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        location_id = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("home_location must be a location id, or null for automatic") from None
+    if await session.get(Location, location_id) is None:
+        raise ValueError(f"no location {location_id}")
+    return location_id
 
 
 # ------------------------------------------------------------------------------------------ reading
