@@ -22,6 +22,7 @@ from sqlmodel import col, select
 
 from core.attribution.jobs import attribution_feed
 from core.automations.jobs import automations_feed, automations_tick
+from core.home_store import home_store_feed
 from core.models import Connector, utcnow
 from core.outreach.jobs import outbox_tick, send_outbox
 from core.plugin import Job
@@ -147,6 +148,13 @@ def worker_settings(rt: Runtime) -> dict[str, Any]:
             name="automations_feed",
             function=automations_feed,
             cron=_cron_for(rt.settings.tick_seconds),
+            timeout_seconds=900,
+        ),
+        Job(
+            name="home_store_feed",
+            function=home_store_feed,
+            cron=_cron_for(rt.settings.tick_seconds),
+            run_at_startup=True,
             timeout_seconds=900,
         ),
         Job(

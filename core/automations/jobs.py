@@ -20,6 +20,7 @@ from core import feed
 from core.automations.evaluate import evaluate
 from core.automations.owners import ORIGIN, assign_owners
 from core.automations.store import conn as _conn
+from core.home_store import ORIGIN as HOME_ORIGIN
 from core.models import Sale
 from core.runtime import Runtime
 
@@ -54,8 +55,8 @@ async def consume_feed(rt: Runtime) -> dict[str, int]:
         sales: set[int] = set()
         associates: set[int] = set()
         for row in rows:
-            if row.origin == ORIGIN:
-                continue  # our own owner changes
+            if row.origin in (ORIGIN, HOME_ORIGIN) and row.entity == "client":
+                continue  # our own owner changes; home store changes (core.home_store) move no owner
             if row.entity == "client":
                 touched.add(row.entity_id)
             elif row.entity == "sale":

@@ -171,6 +171,11 @@ async def merge_clients(
             await session.exec(update(model).where(col(model.id).in_(ids)).values({column: survivor_id}))  # type: ignore[call-overload]
 
     changes = merge_fields(survivor, absorbed, settings, types)
+    if "home_location_id" in changes:
+        # The home store travels with where it came from (POS, derived, a person's choice). A derived
+        # one is recomputed over the moved sales by the home_store feed consumer (core.home_store),
+        # which reads this merge's feed rows: not here, so a merge stays exactly undoable.
+        survivor.home_location_source = absorbed.home_location_source
     now = utcnow()
     if changes:
         survivor.updated_at = now
