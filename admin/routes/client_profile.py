@@ -19,8 +19,10 @@ from admin.auth import client_ip
 from admin.render import flash, is_htmx, redirect, render, runtime_of
 from core.access import Principal, client_filter, location_filter
 from core.clients import ADDRESS_FIELDS, ClientEditError, ClientMerged, ClientNotFound, edit_client
-from core.models import Associate, Client, ClientContact, ClientMerge, Location, Sale, User
+from core.models import Associate, Client, ClientContact, ClientMerge, Location, User
+from core.outreach.consent import consent_summary
 from core.plugin import ClientPanel
+from core.profile import PREFERENCES, other_custom_fields, preferences_of, purchases, summary, timeline
 from core.runtime import Runtime
 
 log = logging.getLogger("clasp.admin")
@@ -60,11 +62,24 @@ async def _contacts(session: AsyncSession, client_id: int) -> list[ClientContact
     return list((await session.exec(stmt)).all())
 
 
+HOME_SOURCES = {"pos": "from the POS", "derived": "where they buy most", "manual": "set by a person"}
+
+
 async def _profile_context(session: AsyncSession, principal: Principal, client: Client) -> dict[str, Any]:
     """What the profile and contact cards show (also re-rendered alone after an htmx edit)."""
     home = await session.get(Location, client.home_location_id) if client.home_location_id else None
     owner = await session.get(Associate, client.owner_associate_id) if client.owner_associate_id else None
-    return {"client": client, "contacts": await _contacts(session, client.id), "home": home, "owner": owner}  # type: ignore[arg-type]
+    return {
+        "client": client,
+        "contacts": await _contacts(session, client.id),  # type: ignore[arg-type]
+        "home": home,
+        "home_source": HOME_SOURCES.get(client.home_location_source or "", "from the POS" if home else ""),
+        "owner": owner,
+        "summary": await summary(session, principal, client.id),  # type: ignore[arg-type]
+        "preferences": preferences_of(client),
+        "custom_fields": other_custom_fields(client),
+        "consent": await consent_summary(session, client.id),  # type: ignore[arg-type]
+    }
 
 
 async def _merge_history(session: AsyncSession, principal: Principal, client: Client) -> dict[str, Any]:
@@ -106,20 +121,13 @@ async def client_page(request: Request[Any, Any, Any], client_id: FromPath[int])
         client = await _visible(session, principal, client_id)
         profile = await _profile_context(session, principal, client)
         history = await _merge_history(session, principal, client)
-        sales = (
-            await session.exec(
-                select(Sale, Location.name)
-                .join(Location, Location.id == Sale.location_id)  # type: ignore[arg-type]
-                .where(Sale.client_id == client_id, location_filter(principal, Sale.location_id))
-                .order_by(Sale.occurred_at.desc())  # type: ignore[attr-defined]
-                .limit(20)
-            )
-        ).all()
+        bought = await purchases(session, principal, client_id, show_all=request.query_params.get("sales") == "all")
+        events = await timeline(session, principal, client_id)
     panels = [
         (p, await _panel_html(p, client=client, principal=principal, rt=rt, request=request))
         for p in rt.registry.client_panels
     ]
-    context = {**profile, **history, "sales": sales, "panels": panels}
+    context = {**profile, **history, "purchases": bought, "timeline": events, "panels": panels}
     return render(request, "clients/detail.html", context)
 
 
@@ -152,10 +160,15 @@ def form_values(client: Client, contacts: list[ClientContact]) -> dict[str, Any]
         "birthday": client.birthday.isoformat() if client.birthday else "",
         "anniversary": client.anniversary.isoformat() if client.anniversary else "",
         "note": client.note or "",
+        **{f"pref_{k}": str((client.preferences or {}).get(k) or "") for k in PREFERENCES},
+        "tags": ", ".join(client.tags or []),
+        "home_location": str(client.home_location_id or "") if client.home_location_source == "manual" else "",
     }
 
 
-def changes_from(submitted: dict[str, str], current: dict[str, str]) -> dict[str, Any]:
+def changes_from(
+    submitted: dict[str, str], current: dict[str, str], preferences: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Only what the person changed: an untouched field is never re-normalised and written back."""
     changes: dict[str, Any] = {}
     for name in ("first_name", "last_name", "note", "birthday", "anniversary"):
@@ -168,7 +181,20 @@ def changes_from(submitted: dict[str, str], current: dict[str, str]) -> dict[str
     address_keys = [f"address_{k}" for k in ADDRESS_FIELDS]
     if any(submitted[k].strip() != current[k].strip() for k in address_keys):
         changes["address"] = {k: submitted[f"address_{k}"].strip() or None for k in ADDRESS_FIELDS}
+    pref_keys = [f"pref_{k}" for k in PREFERENCES]
+    if any(submitted[k].strip() != current[k].strip() for k in pref_keys):
+        # Keys outside the form (set through the API) are kept as they are.
+        typed = {k: submitted[f"pref_{k}"].strip() or None for k in PREFERENCES}
+        changes["preferences"] = {**(preferences or {}), **typed}
+    if _tags(submitted["tags"]) != _tags(current["tags"]):
+        changes["tags"] = _tags(submitted["tags"])
+    if submitted["home_location"].strip() != current["home_location"].strip():
+        changes["home_location"] = submitted["home_location"].strip() or None
     return changes
+
+
+def _tags(value: str) -> list[str]:
+    return [t.strip() for t in value.replace(";", ",").replace("\n", ",").split(",") if t.strip()]
 
 
 def _field_errors(errors: dict[str, str]) -> dict[str, str]:
@@ -178,15 +204,28 @@ def _field_errors(errors: dict[str, str]) -> dict[str, str]:
         if name == "address":
             part = next((k for k in ADDRESS_FIELDS if f"address.{k}" in message), None)
             out[f"address_{part}" if part else "address_line1"] = message
+        elif name == "preferences":
+            part = next((k for k in PREFERENCES if f"preferences.{k}" in message), next(iter(PREFERENCES)))
+            out[f"pref_{part}"] = message
         else:
             out[name] = message
     return out
 
 
-def _edit_response(
+async def _locations(request: Request[Any, Any, Any]) -> list[Location]:
+    principal: Principal = request.state.principal
+    async with runtime_of(request).db.session() as session:
+        stmt = select(Location).where(location_filter(principal, col(Location.id))).order_by(col(Location.name))
+        return list((await session.exec(stmt)).all())
+
+
+async def _edit_response(
     request: Request[Any, Any, Any], client: Client, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ) -> Response[Any]:
-    context = {"client": client, "form": values, "errors": errors, "address_fields": ADDRESS_FIELDS}
+    context = {
+        "client": client, "form": values, "errors": errors, "address_fields": ADDRESS_FIELDS,
+        "preference_fields": PREFERENCES, "locations": await _locations(request),
+    }
     if is_htmx(request):
         # htmx does not swap 4xx answers by default: a form with errors is a normal (200) fragment.
         return render(request, "clients/_edit.html", context, fragment=True)
@@ -202,7 +241,7 @@ async def edit_page(request: Request[Any, Any, Any], client_id: FromPath[int]) -
             flash(request, "This client was merged into another; edit that client instead.", "error")
             return redirect(request, f"/admin/clients/{client.merged_into_id}")
         values = form_values(client, await _contacts(session, client_id))
-    return _edit_response(request, client, values, {})
+    return await _edit_response(request, client, values, {})
 
 
 @get("/clients/{client_id:int}/profile")
@@ -224,7 +263,7 @@ async def edit_submit(request: Request[Any, Any, Any], client_id: FromPath[int])
         client = await _visible(session, principal, client_id)
         current = form_values(client, await _contacts(session, client_id))
     submitted = {k: str(form.get(k) if form.get(k) is not None else current[k]) for k in current}
-    changes = changes_from(submitted, current)
+    changes = changes_from(submitted, current, client.preferences)
     changed: list[str] = []
     try:
         async with runtime_of(request).db.transaction() as session:
@@ -241,7 +280,7 @@ async def edit_submit(request: Request[Any, Any, Any], client_id: FromPath[int])
             after = form_values(updated, await _contacts(session, client_id))
             changed = [k for k in sorted(changes) if _differs(k, current, after)]
     except ClientEditError as exc:
-        return _edit_response(request, client, submitted, _field_errors(exc.errors), status=422)
+        return await _edit_response(request, client, submitted, _field_errors(exc.errors), status=422)
     except ClientMerged as exc:
         flash(request, f"This client was merged into client {exc.merged_into_id}; edit that client instead.", "error")
         return redirect(request, f"/admin/clients/{exc.merged_into_id}")
@@ -261,6 +300,8 @@ async def edit_submit(request: Request[Any, Any, Any], client_id: FromPath[int])
 def _differs(name: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
     if name == "address":
         return any(before[f"address_{k}"] != after[f"address_{k}"] for k in ADDRESS_FIELDS)
+    if name == "preferences":
+        return any(before[f"pref_{k}"] != after[f"pref_{k}"] for k in PREFERENCES)
     return before[name] != after[name]
 
 
