@@ -5,7 +5,8 @@ The row shapes are a contract other systems read (``clasp export ... --format js
 - clients: every unified client that was not merged into another, with normalised contacts, the
   locations they belong to or bought at, their external references and completed-sales aggregates;
 - sales: each sale with its external reference, location / associate ``{id, name, external_id}``
-  and its lines (returns have a negative quantity and ``is_return``);
+  and its lines (returns have a negative quantity and ``is_return``; a line without its own name or
+  SKU carries its product's);
 - outreach: the outbox and conversation log.
 
 Rows are read in id order, one page at a time, with a fixed number of set-based queries per page,
@@ -24,7 +25,18 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Associate, Client, ClientContact, Connector, ExternalRef, Location, Outreach, Sale, SaleLine
+from core.models import (
+    Associate,
+    Client,
+    ClientContact,
+    Connector,
+    ExternalRef,
+    Location,
+    Outreach,
+    Product,
+    Sale,
+    SaleLine,
+)
 
 PAGE_SIZE = 1000
 
@@ -282,15 +294,21 @@ async def export_sales(session: AsyncSession) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _sale_lines(session: AsyncSession, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
-    stmt = select(SaleLine).where(col(SaleLine.sale_id).in_(ids)).order_by(col(SaleLine.sale_id), col(SaleLine.id))
+    # A POS line without its own name or SKU (Lightspeed R lines carry only the item id) takes the product's.
+    stmt = (
+        select(SaleLine, Product.name, Product.sku)
+        .outerjoin(Product, col(Product.id) == col(SaleLine.product_id))
+        .where(col(SaleLine.sale_id).in_(ids))
+        .order_by(col(SaleLine.sale_id), col(SaleLine.id))
+    )
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for line in (await session.exec(stmt)).all():
+    for line, product_name, product_sku in (await session.exec(stmt)).all():
         out[line.sale_id].append(
             {
                 "id": line.id,
                 "product_id": line.product_id,
-                "sku": line.sku,
-                "name": line.name,
+                "sku": line.sku or product_sku,
+                "name": line.name or product_name or "",
                 "quantity": line.quantity,
                 "unit_price_minor": line.unit_price_minor,
                 "total_minor": line.total_minor,

@@ -290,3 +290,33 @@ async def test_clasp_export_jsonl_and_csv(clasp_cli, db: Database, tmp_path: Pat
     ann = next(r for r in parsed if int(r["id"]) == ids["ann"])
     assert json.loads(ann["emails"]) == ["ann@example.com", "ann.lee@example.com"]
     assert ann["lifetime_value_minor"] == "8100" and ann["currency"] == "USD"
+
+
+async def test_export_lines_carry_the_products_name_and_sku_when_the_pos_line_has_none(db: Database) -> None:
+    """Lightspeed R lines carry only the item id (``name: ""``, ``sku: null``): the product has both."""
+    from core.models import Product
+
+    ids = await seed(db)
+    async with db.transaction() as s:
+        product = Product(sku="EAR-9", name="Diamond studs", vendor="Maison")
+        s.add(product)
+        await s.flush()
+        sale = Sale(location_id=ids["downtown"], client_id=ids["ann"], status="completed", currency="USD",
+                    total_minor=50000, occurred_at=datetime(2026, 3, 12, 10, tzinfo=UTC))  # fmt: skip
+        s.add(sale)
+        await s.flush()
+        s.add_all([
+            SaleLine(sale_id=sale.id, product_id=product.id, sku=None, name="", quantity=1, unit_price_minor=40000,
+                     total_minor=40000),
+            # A line with a name and SKU of its own keeps them, even when its product differs.
+            SaleLine(sale_id=sale.id, product_id=product.id, sku="POS-SKU", name="Engraving", quantity=1,
+                     unit_price_minor=10000, total_minor=10000),
+        ])  # fmt: skip
+        sale_id = sale.id
+    rows = {r["id"]: r for r in await collect(db, export_sales)}
+    assert [(li["name"], li["sku"]) for li in rows[sale_id]["lines"]] == [
+        ("Diamond studs", "EAR-9"),
+        ("Engraving", "POS-SKU"),
+    ]
+    # Lines of no product keep what the POS sent.
+    assert [li["sku"] for li in rows[ids["purchase"]]["lines"]] == ["RNG-1", "CHN-2"]
