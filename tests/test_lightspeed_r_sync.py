@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.lightspeed_r.fixtures import (
@@ -47,6 +48,13 @@ async def test_full_read_of_every_stream_matches_the_generators_truth(rt, sandbo
     products = decoded["items"]
     assert len(products) == truth["items"]
     assert sum(p.image_missing for p in products) == truth["items_image_missing"]
+    # The sandbox serves the pictures its Image rows point at (it cannot reach Cloudinary).
+    url = next(u for p in products for u in p.image_urls)
+    assert url.startswith(sandbox.url + "/_sandbox/images/")
+    async with httpx.AsyncClient(timeout=10) as http:
+        picture = await http.get(url)
+    assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/svg+xml")
+    assert picture.content.startswith(b"<svg")
 
     sales = decoded["sales"]
     assert len(sales) == truth["sales"]  # the older ones are outside history_years

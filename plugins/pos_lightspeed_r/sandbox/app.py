@@ -9,6 +9,7 @@ edits (a new shop, a customer edited at the till), token expiry and bucket setti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -27,7 +28,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Redirect
 
 from .bucket import Bucket
-from .generator import Dataset, generate
+from .generator import IMAGE_BASE, Dataset, generate
 from .oauth import AuthServer, OAuthError
 from .query import (
     PRIMARY_KEYS,
@@ -134,9 +135,38 @@ def _error(
     return Response(content=body, status_code=status, headers=headers or {}, media_type=MediaType.JSON)
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(content=json.dumps(body).encode(), status_code=status, headers=headers or {},
-                    media_type=MediaType.JSON)
+def _json(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, *, images: str | None = None
+) -> Response:
+    text = json.dumps(body)
+    if images is not None:
+        # The generated Image rows name Lightspeed's Cloudinary folder, which this sandbox (with no
+        # internet) cannot reach; it serves a picture for every publicID itself, under the same
+        # {baseImageURL}{publicID}.{ext} composition, so clients and the demo show real images.
+        text = text.replace(IMAGE_BASE, images)
+    return Response(content=text.encode(), status_code=status, headers=headers or {}, media_type=MediaType.JSON)
+
+
+def _image_svg(public_id: str) -> bytes:
+    """A small deterministic product picture: a gem on a tinted card, its colours from the id."""
+    digest = hashlib.sha256(public_id.encode()).digest()
+    hue, gem = digest[0] * 360 // 256, digest[1] * 360 // 256
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 240 240">'
+        f'<rect width="240" height="240" fill="hsl({hue},35%,92%)"/>'
+        f'<circle cx="120" cy="138" r="58" fill="none" stroke="hsl(45,70%,50%)" stroke-width="14"/>'
+        f'<polygon points="120,46 148,74 120,104 92,74" fill="hsl({gem},70%,55%)" stroke="#fff" stroke-width="3"/>'
+        "</svg>"
+    ).encode()
+
+
+@get("/_sandbox/images/{name:str}")
+async def product_image(name: str) -> Response:
+    public_id = name.rsplit(".", 1)[0]
+    if not public_id.isalnum():
+        return Response(content=b"not found", status_code=404, media_type=MediaType.TEXT)
+    return Response(content=_image_svg(public_id), media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _relations(raw: str | None, resource: str) -> set[str]:
@@ -326,7 +356,9 @@ async def api(request: Request, state: State, rest: FromPath[str]) -> Response:
         status, body = 400, None
         response = _error(400, str(exc), headers=base_headers)
     else:
-        response = _json(body, status, base_headers) if status < 400 else _error(status, body, headers=base_headers)
+        images = f"{request.base_url}".rstrip("/") + "/_sandbox/images/"
+        response = (_json(body, status, base_headers, images=images) if status < 400
+                    else _error(status, body, headers=base_headers))
     sb.record(method, path, status, cost)
     return response
 
@@ -680,7 +712,7 @@ def create_app(**options: Any) -> Litestar:
     sandbox = Sandbox(**coerce_options(options))
     app = Litestar(
         route_handlers=[authorize, approve, token, revoke, api, truth, stats, stats_reset, faults, expire_tokens,
-                        configure_bucket, add_shop, edit_customer, index],
+                        configure_bucket, add_shop, edit_customer, product_image, index],
         state=State({"sandbox": sandbox}),
         openapi_config=None,
         debug=False,
