@@ -308,7 +308,10 @@ async def test_reports_page_in_the_browser(
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(clasp.url + "/admin")
-        await page.get_by_role("link", name="Reports").click()
+        reports = page.get_by_role("link", name="Reports")
+        if not await reports.is_visible():  # on a phone it sits behind the navigation's "Menu"
+            await page.locator("nav summary", has_text="Menu").click()
+        await reports.click()
         await page.wait_for_url(re.compile(r".*/admin/reports$"))
         await page.wait_for_load_state("networkidle")
         assert await page.locator("svg[role=img]").count() == 2
