@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_
+from sqlalchemy import and_, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,7 +52,6 @@ NOTE_MAX = 10_000
 ADDRESS_PART_MAX = 200
 DEFAULT_REGION = "US"
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
-_PHONE_QUERY = re.compile(r"[\d\s().+\-/]+")
 
 
 class ClientNotFound(LookupError):
@@ -428,113 +427,6 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     if len(parts) != count:
         raise ValueError("invalid cursor")
     return parts
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def _phone_candidates(session: AsyncSession, query: str) -> set[str]:
-    """E.164 forms of a typed phone number, read in the country of each store (a number typed
-    without a country code means a local number to whoever typed it)."""
-    from core.normalize import NormalisationError, normalise_phone
-
-    countries = {c.upper() for c in (await session.exec(select(Location.country).distinct())).all() if c}
-    candidates: set[str] = set()
-    for region in sorted(countries | {await default_region(session)}):
-        try:
-            candidates.add(normalise_phone(query, default_region=region))
-        except (NormalisationError, ValueError):
-            continue
-    return candidates
-
-
-def _contact_exists(kind: str, condition: Any) -> Any:
-    return exists().where(col(ClientContact.client_id) == col(Client.id), col(ClientContact.kind) == kind, condition)
-
-
-async def search_condition(session: AsyncSession, q: str) -> Any:
-    """A WHERE clause for a free-text client search: phone numbers in any format, emails, names.
-
-    - something that looks like a phone number (digits and punctuation only, 4+ digits): an exact
-      E.164 match when it parses as a full number, otherwise digits contained in a stored number;
-    - something with an "@": email addresses containing it;
-    - anything else: every word must start the first or last name, or appear in an email address.
-    """
-    q = q.strip()
-    if not q:
-        return None
-    digits = re.sub(r"\D", "", q)
-    if _PHONE_QUERY.fullmatch(q) and len(digits) >= 4:
-        candidates = await _phone_candidates(session, q)
-        if candidates:
-            return _contact_exists("phone", col(ClientContact.value).in_(sorted(candidates)))
-        return _contact_exists("phone", col(ClientContact.value).like(f"%{digits}%"))
-    if "@" in q:
-        pattern = f"%{_like_escape(q.lower())}%"
-        return _contact_exists("email", col(ClientContact.value).like(pattern, escape="\\"))
-    conditions = []
-    for word in q.lower().split():
-        prefix = f"{_like_escape(word)}%"
-        conditions.append(
-            or_(
-                func.lower(col(Client.first_name)).like(prefix, escape="\\"),
-                func.lower(col(Client.last_name)).like(prefix, escape="\\"),
-                _contact_exists("email", col(ClientContact.value).like(f"%{_like_escape(word)}%", escape="\\")),
-            )
-        )
-    return and_(*conditions)
-
-
-@dataclass
-class ClientPage:
-    clients: list[Client]
-    contacts: dict[int, list[ClientContact]]
-    next_cursor: str | None
-
-
-async def search_clients(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    q: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-    include_archived: bool = False,
-    updated_since: datetime | None = None,
-) -> ClientPage:
-    """Clients the principal may see, oldest id first, excluding clients merged into another.
-
-    Raises ValueError for a cursor that is not one of ours.
-    """
-    stmt = select(Client).where(client_filter(principal), col(Client.merged_into_id).is_(None))
-    if not include_archived:
-        stmt = stmt.where(col(Client.archived).is_(False))
-    if updated_since is not None:
-        stmt = stmt.where(col(Client.updated_at) >= updated_since)
-    if q:
-        condition = await search_condition(session, q)
-        if condition is not None:
-            stmt = stmt.where(condition)
-    if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        if not after.isdigit():
-            raise ValueError("invalid cursor")
-        stmt = stmt.where(col(Client.id) > int(after))
-    stmt = stmt.order_by(col(Client.id)).limit(limit + 1)
-    rows = list((await session.exec(stmt)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    contacts: dict[int, list[ClientContact]] = {c.id: [] for c in rows}  # type: ignore[misc]
-    if rows:
-        found = await session.exec(
-            select(ClientContact)
-            .where(col(ClientContact.client_id).in_(list(contacts)))
-            .order_by(col(ClientContact.is_primary).desc(), col(ClientContact.id))
-        )
-        for contact in found.all():
-            contacts[contact.client_id].append(contact)
-    return ClientPage(rows, contacts, encode_cursor(rows[-1].id) if more else None)
 
 
 @dataclass
