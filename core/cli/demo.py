@@ -34,28 +34,17 @@ SMALL_CHAIN = {"shops": 2, "clients": 100, "years": 1}
 
 async def ensure_demo_owner(rt: Runtime) -> tuple[str, str | None]:
     """Create the demo owner when there is no owner yet; returns (email, password or None if it existed)."""
-    from core import audit
     from core.models import User
-    from core.users import hash_password
+    from core.users import create_user
 
     async with rt.db.transaction() as session:
         owner = (await session.exec(select(User).where(col(User.role) == "owner").order_by(col(User.id)))).first()
         if owner is not None:
             return owner.email, None
         password = os.environ.get("CLASP_DEMO_PASSWORD") or secrets.token_urlsafe(12)
-        # Not through create_user: its email check rejects the reserved .local domain, which is exactly
-        # why the demo uses it (it can never be someone's real address).
-        user = User(email=DEMO_EMAIL, name="Demo owner", password_hash=hash_password(password), role="owner")
-        session.add(user)
-        await session.flush()
-        await audit.record(
-            session,
-            "user.create",
-            actor=actor(),
-            target_type="user",
-            target_id=user.id,
-            details={"email": user.email, "role": "owner", "demo": True},
-        )
+        # The reserved .local domain can never be someone's real address, which is why the demo uses it.
+        user = await create_user(session, email=DEMO_EMAIL, password=password, role="owner", name="Demo owner",
+                                 audit_actor={"actor": actor()})
         return user.email, password
 
 
