@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Client, ClientContact, Location, Outreach
 from core.outreach import consent, rules
+from core.outreach.textable import unusable_numbers
 
 SENT_STATES = ("sending", "sent", "delivered", "undelivered", "review")
 CHUNK = 2000
@@ -116,17 +117,7 @@ async def load_facts(
         if cid not in addresses or addresses[cid] is None:
             addresses[cid] = chosen.get(cid)
     # A number flagged unusable on any client cannot receive texts for anyone.
-    numbers = sorted({a for a in addresses.values() if a})
-    unusable: set[str] = set()
-    for start in range(0, len(numbers), CHUNK):
-        found = await session.exec(
-            select(ClientContact.value).where(
-                col(ClientContact.kind) == "phone",
-                col(ClientContact.value).in_(numbers[start : start + CHUNK]),
-                col(ClientContact.unusable).is_(True),
-            )
-        )
-        unusable.update(found.all())
+    unusable = await unusable_numbers(session, (a for a in addresses.values() if a))
     statuses: dict[int, str] = {}
     for chunk in _chunks(ids):
         statuses.update(await consent.current_for_clients(session, chunk, channel, consent.purpose_of(kind)))

@@ -134,6 +134,23 @@ async def last_inbound_numbers(session: AsyncSession, client_ids: Sequence[int])
     return out
 
 
+async def unusable_numbers(session: AsyncSession, numbers: Iterable[str]) -> set[str]:
+    """The numbers among ``numbers`` flagged unusable on any client: the provider refused them, so they
+    cannot receive texts for anyone who holds them."""
+    values = sorted(set(numbers))
+    unusable: set[str] = set()
+    for start in range(0, len(values), CHUNK):
+        found = await session.exec(
+            select(ClientContact.value).where(
+                col(ClientContact.kind) == "phone",
+                col(ClientContact.value).in_(values[start : start + CHUNK]),
+                col(ClientContact.unusable).is_(True),
+            )
+        )
+        unusable.update(found.all())
+    return unusable
+
+
 async def numbers_for(session: AsyncSession, client_ids: Iterable[int]) -> dict[int, Numbers]:
     """Each client's :class:`Numbers` in a few set-based queries (clients without phones map to none)."""
     ids = sorted(set(client_ids))
@@ -151,18 +168,7 @@ async def numbers_for(session: AsyncSession, client_ids: Iterable[int]) -> dict[
         )
         for c in (await session.exec(stmt)).all():
             rows.setdefault(c.client_id, []).append(c)
-    values = sorted({c.value for cs in rows.values() for c in cs})
-    # A number flagged unusable on any client cannot receive texts for anyone.
-    unusable: set[str] = set()
-    for start in range(0, len(values), CHUNK):
-        found = await session.exec(
-            select(ClientContact.value).where(
-                col(ClientContact.kind) == "phone",
-                col(ClientContact.value).in_(values[start : start + CHUNK]),
-                col(ClientContact.unusable).is_(True),
-            )
-        )
-        unusable.update(found.all())
+    unusable = await unusable_numbers(session, {c.value for cs in rows.values() for c in cs})
     inbound = await last_inbound_numbers(session, ids)
     texted = await _texted_from(session, ids)
     out: dict[int, Numbers] = {}
