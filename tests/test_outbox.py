@@ -194,6 +194,49 @@ async def _client_with_phone(rt: Runtime, world: World, phone: str) -> int:
         return client.id  # type: ignore[return-value]
 
 
+async def test_automated_texts_pick_the_number_the_composer_shows(rt: Runtime, world: World) -> None:
+    from core.models import Client, Connector
+    from core.outreach.inbound import receive
+    from core.outreach.textable import numbers_for
+    from core.plugin import InboundMessage
+
+    landline, mobile, texted_from = "+13125550101", "+13125550102", "+13125550103"
+    async with rt.db.transaction() as s:
+        client = Client(first_name="Nadia", last_name="Numbers", home_location_id=world.locations["nyc"])
+        only_home = Client(first_name="Hal", last_name="Homephone", home_location_id=world.locations["nyc"])
+        s.add_all([client, only_home])
+        await s.flush()
+        s.add_all(
+            [
+                # The POS's primary number is the home landline; the mobile is the second one.
+                ClientContact(client_id=client.id, kind="phone", value=landline, label="Home", is_primary=True),  # type: ignore[arg-type]
+                ClientContact(client_id=client.id, kind="phone", value=mobile, label="Mobile"),  # type: ignore[arg-type]
+                ClientContact(client_id=client.id, kind="phone", value=texted_from),  # type: ignore[arg-type]
+                ClientContact(
+                    client_id=only_home.id, kind="phone", value="+13125550104", label="Home", is_primary=True  # type: ignore[arg-type]
+                ),
+            ]
+        )
+    first = await row(rt, await queue(rt, client.id, "Your ring is ready", kind="transactional"))  # type: ignore[arg-type]
+    assert first.to_address == mobile
+    none = await row(rt, await queue(rt, only_home.id, "Your ring is ready", kind="transactional"))  # type: ignore[arg-type]
+    assert none.to_address is None
+    # Once they text us from a number, that is where texts go — for the composer and the automations alike.
+    async with rt.db.transaction() as s:
+        twilio = (await s.exec(select(Connector.id).where(col(Connector.type) == "twilio"))).one()
+        await receive(
+            s,
+            connector_id=twilio,  # type: ignore[arg-type]
+            message=InboundMessage(
+                provider_id="SMinbound1", from_address=texted_from, to_address=FROM_NUMBER, body="Thanks!"
+            ),
+        )
+    second = await row(rt, await queue(rt, client.id, "See you Saturday", kind="transactional"))  # type: ignore[arg-type]
+    async with rt.db.session() as s:
+        shown = (await numbers_for(s, [client.id]))[client.id].text_to  # type: ignore[list-item,index]
+    assert second.to_address == texted_from == shown
+
+
 async def test_provider_errors_become_consent_and_unusable_numbers(rt: Runtime, world: World, sandbox: Sandbox) -> None:
     clients = {
         n: await _client_with_phone(rt, world, n)

@@ -16,9 +16,9 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Client, ClientContact, Location, Outreach
+from core.models import Client, Location, Outreach
 from core.outreach import consent, rules
-from core.outreach.textable import unusable_numbers
+from core.outreach.textable import numbers_for, unusable_numbers
 
 SENT_STATES = ("sending", "sent", "delivered", "undelivered", "review")
 CHUNK = 2000
@@ -82,40 +82,25 @@ async def load_facts(
     """The facts for each client, in a few set-based queries.
 
     ``addresses``: a number already chosen for a client (a queued row's ``to_address``); otherwise the
-    client's text address (primary usable phone, else the newest usable one, as
-    :func:`core.outreach.outbox.text_address`). ``fallback_locations``: the location whose window
-    applies to a client without a home location (the message's). ``exclude_outreach``: rows not to
-    count for the frequency cap (the ones being decided). A client whose window cannot be parsed maps
-    to the ``ValueError``.
+    number :func:`core.outreach.textable.numbers_for` picks (the one they last texted from, else the
+    first mobile, else a number that may be one), as the composer and the Today page do.
+    ``fallback_locations``: the location whose window applies to a client without a home location (the
+    message's). ``exclude_outreach``: rows not to count for the frequency cap (the ones being decided).
+    A client whose window cannot be parsed maps to the ``ValueError``.
     """
     ids = sorted({int(c) for c in client_ids})
     addresses = dict(addresses or {})
     fallback_locations = fallback_locations or {}
     homes: dict[int, int | None] = {}
-    chosen: dict[int, str | None] = {}
     for chunk in _chunks(ids):
         found_homes = await session.exec(select(Client.id, Client.home_location_id).where(col(Client.id).in_(chunk)))
         for cid, home in found_homes.all():
             homes[int(cid)] = home  # type: ignore[arg-type]
-        phones = await session.exec(
-            select(ClientContact.client_id, ClientContact.value)
-            .where(
-                col(ClientContact.client_id).in_(chunk),
-                col(ClientContact.kind) == "phone",
-                col(ClientContact.unusable).is_(False),
-            )
-            .order_by(
-                col(ClientContact.client_id),
-                col(ClientContact.is_primary).desc(),
-                col(ClientContact.created_at).desc(),
-                col(ClientContact.id),
-            )
-        )
-        for cid, value in phones.all():
-            chosen.setdefault(int(cid), value)
-    for cid in ids:
-        if cid not in addresses or addresses[cid] is None:
-            addresses[cid] = chosen.get(cid)
+    unchosen = [cid for cid in ids if addresses.get(cid) is None]
+    if unchosen:
+        numbers = await numbers_for(session, unchosen)
+        for cid in unchosen:
+            addresses[cid] = numbers[cid].text_to
     # A number flagged unusable on any client cannot receive texts for anyone.
     unusable = await unusable_numbers(session, (a for a in addresses.values() if a))
     statuses: dict[int, str] = {}

@@ -16,8 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.models import Client, ClientContact, Outreach, utcnow
+from core.models import Client, Outreach, utcnow
 from core.models.outreach import OUTREACH_KINDS, OUTREACH_STATES
+from core.outreach.textable import numbers_for
 
 MAX_BODY = 1600  # Twilio's limit; longer texts are refused by carriers' concatenation anyway
 MAX_MEDIA = 10
@@ -55,18 +56,10 @@ async def survivor(session: AsyncSession, client_id: int) -> Client:
 
 
 async def text_address(session: AsyncSession, client_id: int) -> str | None:
-    """The number to text a client at: the primary usable phone, else the newest usable one."""
-    stmt = (
-        select(ClientContact.value)
-        .where(
-            col(ClientContact.client_id) == client_id,
-            col(ClientContact.kind) == "phone",
-            col(ClientContact.unusable).is_(False),
-        )
-        .order_by(col(ClientContact.is_primary).desc(), col(ClientContact.created_at).desc(), col(ClientContact.id))
-        .limit(1)
-    )
-    return (await session.exec(stmt)).first()
+    """The number to text a client at, by the rule the composer and the Today page show
+    (:attr:`core.outreach.textable.Numbers.text_to`): the number they last texted from while it can
+    take texts, else the first mobile, else the first number that may be one; never a landline."""
+    return (await numbers_for(session, [client_id]))[client_id].text_to
 
 
 async def enqueue(
@@ -89,7 +82,7 @@ async def enqueue(
     ``kind`` is ``marketing`` (needs opt-in; quiet hours; frequency cap) or ``transactional``.
     ``occasion_key`` makes an occasion fire at most once: queueing the same key again returns the
     existing row instead of a second text (and leaves the caller's transaction usable).
-    The recipient's number defaults to the client's primary usable phone; a client with none still
+    The recipient's number defaults to :func:`text_address`; a client with none still
     gets a row, which the sender skips with its reason (so the attempt stays visible).
     """
     if kind not in OUTREACH_KINDS:
