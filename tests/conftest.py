@@ -42,7 +42,12 @@ def _pg_admin(sql: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            conn = await asyncpg.connect(PG_ADMIN_URL, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            # Every PostgreSQL test errors with this once, rather than each waiting on its own connect.
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not answering ({exc!r}); "
+                        "start it or run with CLASP_TEST_BACKENDS=sqlite", pytrace=False)
         try:
             await conn.execute(sql)
         finally:
