@@ -14,14 +14,18 @@ What a query finds (every result is scoped by ``core.access.client_filter``):
 Ranking: exact phone or email matches first, then name matches, then partial contacts (number
 tails, parts of addresses); within a rank by last name, first name, id. Pages are keyset cursors.
 
-How it stays fast on PostgreSQL (migration 0008): names are matched on
-``clasp_name_key(first_name, last_name)`` (lower-cased, unaccented, punctuation to spaces, with a
-leading space so " garc" means "a word starting with garc") through a pg_trgm GIN index; partial
-emails through a trigram index on the contact value; number tails as prefixes of ``reverse(value)``
-in a btree index; exact contacts through the (kind, value) index. Each kind of match is its own
-branch of a UNION ALL so every branch uses its index. On SQLite the same SQL functions are Python
-functions registered on every connection (``core.db``), defined below; the query text itself is
-folded by the database's own function so the query and the stored names are always folded alike.
+How it stays fast on PostgreSQL (migrations 0008 and 0011): names are matched on the stored column
+``client.name_key`` = ``clasp_name_key(first_name, last_name)`` (lower-cased, unaccented, punctuation
+to spaces, with a leading space so " garc" means "a word starting with garc") through a pg_trgm GIN
+index; partial emails through a trigram index on the contact value; number tails as prefixes of
+``reverse(value)`` in a btree index; exact contacts through the (kind, value) index. Each kind of
+match is its own branch of a UNION ALL so every branch uses its index, and the page is then ranked
+among those ids. A match of more than ``MAX_CANDIDATES`` clients (a common first name) is not read
+whole: each rank's condition is walked in name order on ``ix_client_name_order`` (which carries
+``name_key``) until a page is full, so a common name costs no more than a rare one. On SQLite the
+same SQL functions are Python functions registered on every connection (``core.db``), defined below;
+the query text itself is folded by the database's own function so the query and the stored names
+are always folded alike.
 """
 
 from __future__ import annotations
@@ -35,7 +39,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, any_, case, func, literal, literal_column, select, text, tuple_, union_all
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    any_,
+    case,
+    exists,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import ColumnElement, Select
@@ -222,17 +241,38 @@ async def _phone_candidates(session: AsyncSession, query: str) -> list[str]:
     return sorted(found)
 
 
-def _contact_ids(rank: int, *where: Any) -> Select[Any]:
-    return select(col(ClientContact.client_id).label("client_id"), literal_column(str(rank)).label("rank")).where(
+@dataclass(frozen=True)
+class _Branch:
+    """One kind of match: the ids it finds through its own index (``ids``: client_id, rank), and
+    the same condition as a predicate on a client row (``where``), for walking the book in name
+    order when the match is too large to rank by id list."""
+
+    rank: int
+    ids: Select[Any]
+    where: ColumnElement[bool]
+
+
+def _contact_branch(rank: int, *where: Any) -> _Branch:
+    ids = select(col(ClientContact.client_id).label("client_id"), literal_column(str(rank)).label("rank")).where(
         *where
     )
+    held = exists().where(col(ClientContact.client_id) == col(Client.id), *where)
+    return _Branch(rank, ids, held)
 
 
-async def _branches(session: AsyncSession, q: str) -> tuple[list[Select[Any]], list[str]]:
-    """One SELECT (client_id, rank) per kind of match the query can mean, and those kinds."""
+def _stored_name_key(sqlite: bool) -> Any:
+    """The client's searchable name: on PostgreSQL the stored column migration 0011 generates (its
+    trigram index rechecks a plain string), on SQLite the function itself."""
+    if sqlite:
+        return func.clasp_name_key(col(Client.first_name), col(Client.last_name))
+    return literal_column('"client".name_key')
+
+
+async def _branches(session: AsyncSession, q: str) -> tuple[list[_Branch], list[str]]:
+    """One branch per kind of match the query can mean, best rank first, and those kinds."""
     sqlite = session.bind.dialect.name == "sqlite" if session.bind is not None else False
     escape = "\\" if sqlite else None  # PostgreSQL's LIKE escapes with a backslash already
-    branches: list[Select[Any]] = []
+    branches: list[_Branch] = []
     kinds: list[str] = []
     kind, value = col(ClientContact.kind), col(ClientContact.value)
     digits = re.sub(r"\D", "", q)
@@ -240,38 +280,42 @@ async def _branches(session: AsyncSession, q: str) -> tuple[list[Select[Any]], l
         kinds.append("phone")
         numbers = await _phone_candidates(session, q)
         if numbers:
-            branches.append(_contact_ids(RANK_EXACT, kind == "phone", value.in_(numbers)))
+            branches.append(_contact_branch(RANK_EXACT, kind == "phone", value.in_(numbers)))
         if not numbers or len(digits) <= MAX_TAIL_DIGITS:
             tail = digits[::-1] + "%"
             ends_with = func.reverse(value).like(_pattern(tail), escape=escape)
-            branches.append(_contact_ids(RANK_PARTIAL, kind == "phone", ends_with))
+            branches.append(_contact_branch(RANK_PARTIAL, kind == "phone", ends_with))
         return branches, kinds
     if "@" in q:
         kinds.append("email")
         whole = _whole_email(q)
         lowered = q.lower()
-        branches.append(_contact_ids(RANK_EXACT, kind == "email", value == (whole or lowered)))
+        branches.append(_contact_branch(RANK_EXACT, kind == "email", value == (whole or lowered)))
         # A whole address is looked up as it is: containing it would cost a scan of every address
         # sharing its common trigrams ("com", "gma") for matches like "xann@x.com.au".
         if len(lowered) >= MIN_PARTIAL_EMAIL and whole is None:
             pattern = f"%{_like_escape(lowered)}%"
-            branches.append(_contact_ids(RANK_PARTIAL, kind == "email", value.like(_pattern(pattern), escape=escape)))
+            partial = value.like(_pattern(pattern), escape=escape)
+            branches.append(_contact_branch(RANK_PARTIAL, kind == "email", partial))
         return branches, kinds
     words = [w for w in _NAME_SEPARATORS.split(q) if w][:MAX_WORDS]
     if not words:
         return branches, kinds
     kinds.append("name")
-    stored = func.clasp_name_key(col(Client.first_name), col(Client.last_name))
+    stored = _stored_name_key(sqlite)
     # Each word is folded by the database's own function, as the stored keys were: '%' || " chloe"
     # || '%'. Its argument is a constant, so PostgreSQL folds it while planning and sees the pattern.
+    named = and_(*(stored.like(_word_start(w), escape=escape) for w in words))
     branches.append(
-        select(col(Client.id).label("client_id"), literal_column(str(RANK_NAME)).label("rank")).where(
-            *(stored.like(_word_start(w), escape=escape) for w in words)
+        _Branch(
+            RANK_NAME,
+            select(col(Client.id).label("client_id"), literal_column(str(RANK_NAME)).label("rank")).where(named),
+            named,
         )
     )
     if len(words) == 1 and " " not in q and len(q) >= MIN_PARTIAL_EMAIL:
         pattern = f"%{_like_escape(q.lower())}%"
-        branches.append(_contact_ids(RANK_PARTIAL, kind == "email", value.like(_pattern(pattern), escape=escape)))
+        branches.append(_contact_branch(RANK_PARTIAL, kind == "email", value.like(_pattern(pattern), escape=escape)))
     return branches, kinds
 
 
@@ -279,6 +323,31 @@ async def _branches(session: AsyncSession, q: str) -> tuple[list[Select[Any]], l
 
 
 Query = tuple[Select[Any], tuple[Any, ...], tuple[type, ...], list[str]]
+NAMES = (col(Client.last_name), col(Client.first_name), col(Client.id))
+
+
+@dataclass
+class _Walk:
+    """A match too large to rank by id list: each rank's condition is walked in name order (the
+    ``ix_client_name_order`` index) until a page is full, so the cost is a page's worth of the
+    book however many clients match ("maria" in a million)."""
+
+    ranks: list[tuple[int, ColumnElement[bool]]]  # best first
+    scope: list[ColumnElement[bool]]
+    kinds: list[str]
+
+    def statement(self, index: int, after: list[Any] | None, n: int) -> Select[Any] | None:
+        """The next ``n`` clients of rank ``ranks[index]`` after the cursor ``after``; None when the
+        cursor is already past that rank."""
+        rank, where = self.ranks[index]
+        if after is not None and rank < after[0]:
+            return None
+        # A client matching a better rank was (or will be) listed there, once.
+        better = [not_(w) for _, w in self.ranks[:index]]
+        stmt = _with_home(select(Client, literal_column(str(rank)).label("rank"))).where(*self.scope, where, *better)
+        if after is not None and rank == after[0]:
+            stmt = stmt.where(tuple_(*NAMES) > tuple_(*after[1:]))
+        return stmt.order_by(*NAMES).limit(n)
 
 
 async def _query(
@@ -289,40 +358,46 @@ async def _query(
     include_archived: bool,
     updated_since: datetime | None,
     order: Order,
-) -> Query | None:
+) -> Query | _Walk | None:
     """The scoped, ordered SELECT (Client, rank) for ``q``, its sort keys and their cursor shape, and
-    the kinds of match; None when the query can match nothing (only punctuation, say)."""
+    the kinds of match (or, for a very large match, the :class:`_Walk`); None when the query can
+    match nothing (only punctuation, say)."""
     scope: list[ColumnElement[bool]] = [client_filter(principal), col(Client.merged_into_id).is_(None)]
     if not include_archived:
         scope.append(col(Client.archived).is_(False))
     if updated_since is not None:
         scope.append(col(Client.updated_at) >= updated_since)
-    names = (col(Client.last_name), col(Client.first_name), col(Client.id))
     if not q:
         stmt = _with_home(select(Client, literal_column("NULL").label("rank"))).where(*scope)
         if order == "id":
             return stmt, (col(Client.id),), (int,), []
-        return stmt, names, (str, str, int), []
+        return stmt, NAMES, (str, str, int), []
     branches, kinds = await _branches(session, q)
     if not branches:
         return None
-    found = union_all(*branches).subquery("found")
-    best = select(found.c.client_id, func.min(found.c.rank).label("rank")).group_by(found.c.client_id)
     # Two steps: the matching ids first (each branch on its index), then the page among them. One
     # join would do, but the planner cannot estimate a trigram or reversed-prefix match and, guessing
-    # thousands of rows, hash-joins a scan of every client; a list of ids it cannot misjudge.
-    matched = (await session.exec(best.limit(MAX_CANDIDATES + 1))).all()  # type: ignore[call-overload]
-    if len(matched) > MAX_CANDIDATES:
-        # A very common word ("maria"): rank in one query over the whole match.
-        joined = best.subquery("best")
-        stmt = _with_home(select(Client, joined.c.rank).join(joined, joined.c.client_id == col(Client.id)))
-        stmt = stmt.where(*scope)
-        return stmt, (joined.c.rank, *names), (int, str, str, int), kinds
-    if not matched:
+    # thousands of rows, hash-joins a scan of every client; a list of ids it cannot misjudge. The ids
+    # are read without grouping, so a huge match stops after MAX_CANDIDATES rows instead of being
+    # read whole first.
+    found = union_all(*(b.ids for b in branches)).subquery("found")
+    raw = (await session.exec(select(found.c.client_id, found.c.rank).limit(MAX_CANDIDATES + 1))).all()  # type: ignore[call-overload]
+    # A few ids: the scope probes each client's sales rather than reading the store's (core.access).
+    scope[0] = client_filter(principal, few=True)
+    if len(raw) > MAX_CANDIDATES:
+        by_condition: dict[int, list[ColumnElement[bool]]] = {}
+        for branch in branches:
+            by_condition.setdefault(branch.rank, []).append(branch.where)
+        ranks = [(r, or_(*ws) if len(ws) > 1 else ws[0]) for r, ws in sorted(by_condition.items())]
+        return _Walk(ranks, scope, kinds)
+    best: dict[int, int] = {}
+    for client_id, rank in raw:
+        best[int(client_id)] = min(int(rank), best.get(int(client_id), int(rank)))
+    if not best:
         return None
     by_rank: dict[int, list[int]] = {}
-    for client_id, rank in matched:
-        by_rank.setdefault(int(rank), []).append(int(client_id))
+    for client_id, rank in best.items():
+        by_rank.setdefault(rank, []).append(client_id)
     sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
     ranks = sorted(by_rank)
     rank_of: Any = literal_column(str(ranks[-1]))
@@ -331,10 +406,8 @@ async def _query(
                        else_=literal_column(str(ranks[-1])))
     rank_of = rank_of.label("rank")
     ids = [i for r in ranks for i in by_rank[r]]
-    # A few ids: the scope probes each client's sales rather than reading the store's (core.access).
-    scope[0] = client_filter(principal, few=True)
     stmt = _with_home(select(Client, rank_of)).where(_id_in(Client.id, ids, sqlite), *scope)
-    return stmt, (rank_of, *names), (int, str, str, int), kinds
+    return stmt, (rank_of, *NAMES), (int, str, str, int), kinds
 
 
 def _with_home(stmt: Select[Any]) -> Select[Any]:
@@ -377,12 +450,23 @@ async def search(
     )
     if query is None:
         return SearchPage([], None, [])
-    stmt, keys, shape, kinds = query
-    if cursor:
-        after = _decode(cursor, shape)
-        stmt = stmt.where(tuple_(*keys) > tuple_(*after)) if len(keys) > 1 else stmt.where(keys[0] > after[0])
-    stmt = stmt.order_by(*keys).limit(limit + 1)
-    rows = list((await session.exec(stmt)).all())  # type: ignore[call-overload]
+    if isinstance(query, _Walk):
+        after = _decode(cursor, (int, str, str, int)) if cursor else None
+        rows: list[Any] = []
+        for index in range(len(query.ranks)):
+            stmt = query.statement(index, after, limit + 1 - len(rows))
+            if stmt is not None:
+                rows += (await session.exec(stmt)).all()  # type: ignore[call-overload]
+            if len(rows) > limit:
+                break
+        kinds = query.kinds
+    else:
+        stmt, keys, shape, kinds = query
+        if cursor:
+            after = _decode(cursor, shape)
+            stmt = stmt.where(tuple_(*keys) > tuple_(*after)) if len(keys) > 1 else stmt.where(keys[0] > after[0])
+        stmt = stmt.order_by(*keys).limit(limit + 1)
+        rows = list((await session.exec(stmt)).all())  # type: ignore[call-overload]
     more = len(rows) > limit
     rows = rows[:limit]
     hits = await _decorate(session, principal, [(c, r, home) for c, r, home in rows])
@@ -467,11 +551,14 @@ async def explain(session: AsyncSession, principal: Principal, q: str, *, limit:
     branches, _ = await _branches(session, q.strip())
     if not branches:
         return "(the query matches nothing)"
-    found = union_all(*branches).subquery("found")
-    best = select(found.c.client_id, func.min(found.c.rank).label("rank")).group_by(found.c.client_id)
-    out = ["-- step 1, the matching ids:", await plan(best.limit(MAX_CANDIDATES + 1))]
+    found = union_all(*(b.ids for b in branches)).subquery("found")
+    first = select(found.c.client_id, found.c.rank).limit(MAX_CANDIDATES + 1)
+    out = ["-- step 1, the matching ids:", await plan(first)]
     query = await _query(session, principal, q.strip(), include_archived=False, updated_since=None, order="name")
-    if query is not None:
+    if isinstance(query, _Walk):
+        stmt = query.statement(0, None, limit + 1)
+        out += ["-- step 2, more than MAX_CANDIDATES: the best rank walked in name order:", await plan(stmt)]
+    elif query is not None:
         stmt, keys, _, _ = query
         out += ["-- step 2, the page:", await plan(stmt.order_by(*keys).limit(limit + 1))]
     return "\n".join(out)

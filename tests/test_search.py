@@ -236,6 +236,31 @@ async def test_ranking_exact_contacts_then_names_then_parts(rt: Runtime, book: B
     assert exact.match == "exact"
 
 
+@pytest.mark.parametrize("query", ["garcia", "0177", "renee", "example", "rgarcia@example"])
+async def test_a_match_too_large_to_rank_by_ids_walks_to_the_same_pages(
+    rt: Runtime, book: Book, query: str, monkeypatch: Any
+) -> None:
+    import core.search
+
+    owner = Principal(user_id=None, role="owner", location_ids=frozenset())
+
+    async def pages() -> list[list[tuple[int, str | None]]]:
+        out, cursor = [], None
+        while True:
+            async with rt.db.session() as s:
+                page = await search(s, owner, q=query, limit=1, cursor=cursor)
+            out.append([(h.client.id, h.match) for h in page.hits])  # type: ignore[misc]
+            cursor = page.next_cursor
+            if cursor is None:
+                return out
+
+    ranked = await pages()
+    # One candidate at most: every match of two or more is walked in name order, rank by rank.
+    monkeypatch.setattr(core.search, "MAX_CANDIDATES", 1)
+    walked = await pages()
+    assert walked == ranked and sum(map(len, ranked)) >= 2, query
+
+
 async def test_results_carry_phone_email_home_store_and_last_purchase(rt: Runtime, book: Book) -> None:
     owner = Principal(user_id=None, role="owner", location_ids=frozenset())
     async with rt.db.session() as s:
