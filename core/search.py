@@ -324,6 +324,15 @@ async def _branches(session: AsyncSession, q: str) -> tuple[list[_Branch], list[
 
 Query = tuple[Select[Any], tuple[Any, ...], tuple[type, ...], list[str]]
 NAMES = (col(Client.last_name), col(Client.first_name), col(Client.id))
+# A ranked page's cursor: (rank, last name, first name, id), whichever way the page was found.
+RANKED = (int, str, str, int)
+
+
+def _candidates(branches: list[_Branch]) -> Select[Any]:
+    """Step 1: (client_id, rank) of every branch, not grouped, so a huge match stops after
+    MAX_CANDIDATES + 1 rows instead of being read whole first."""
+    found = union_all(*(b.ids for b in branches)).subquery("found")
+    return select(found.c.client_id, found.c.rank).limit(MAX_CANDIDATES + 1)
 
 
 @dataclass
@@ -377,11 +386,8 @@ async def _query(
         return None
     # Two steps: the matching ids first (each branch on its index), then the page among them. One
     # join would do, but the planner cannot estimate a trigram or reversed-prefix match and, guessing
-    # thousands of rows, hash-joins a scan of every client; a list of ids it cannot misjudge. The ids
-    # are read without grouping, so a huge match stops after MAX_CANDIDATES rows instead of being
-    # read whole first.
-    found = union_all(*(b.ids for b in branches)).subquery("found")
-    raw = (await session.exec(select(found.c.client_id, found.c.rank).limit(MAX_CANDIDATES + 1))).all()  # type: ignore[call-overload]
+    # thousands of rows, hash-joins a scan of every client; a list of ids it cannot misjudge.
+    raw = (await session.exec(_candidates(branches))).all()  # type: ignore[call-overload]
     # A few ids: the scope probes each client's sales rather than reading the store's (core.access).
     scope[0] = client_filter(principal, few=True)
     if len(raw) > MAX_CANDIDATES:
@@ -407,7 +413,7 @@ async def _query(
     rank_of = rank_of.label("rank")
     ids = [i for r in ranks for i in by_rank[r]]
     stmt = _with_home(select(Client, rank_of)).where(_id_in(Client.id, ids, sqlite), *scope)
-    return stmt, (rank_of, *NAMES), (int, str, str, int), kinds
+    return stmt, (rank_of, *NAMES), RANKED, kinds
 
 
 def _with_home(stmt: Select[Any]) -> Select[Any]:
@@ -451,7 +457,7 @@ async def search(
     if query is None:
         return SearchPage([], None, [])
     if isinstance(query, _Walk):
-        after = _decode(cursor, (int, str, str, int)) if cursor else None
+        after = _decode(cursor, RANKED) if cursor else None
         rows: list[Any] = []
         for index in range(len(query.ranks)):
             stmt = query.statement(index, after, limit + 1 - len(rows))
@@ -551,9 +557,7 @@ async def explain(session: AsyncSession, principal: Principal, q: str, *, limit:
     branches, _ = await _branches(session, q.strip())
     if not branches:
         return "(the query matches nothing)"
-    found = union_all(*(b.ids for b in branches)).subquery("found")
-    first = select(found.c.client_id, found.c.rank).limit(MAX_CANDIDATES + 1)
-    out = ["-- step 1, the matching ids:", await plan(first)]
+    out = ["-- step 1, the matching ids:", await plan(_candidates(branches))]
     query = await _query(session, principal, q.strip(), include_archived=False, updated_since=None, order="name")
     if isinstance(query, _Walk):
         stmt = query.statement(0, None, limit + 1)

@@ -31,8 +31,9 @@ class Client(SQLModel, table=True):
     # Never reuse a deleted client's id on SQLite: integrations key on it.
     __table_args__ = (
         CheckConstraint(in_check("home_location_source", HOME_LOCATION_SOURCES), name="home_location_source"),
-        # The panel's alphabetical book. The search's trigram and unaccent indexes are PostgreSQL
-        # expression indexes, kept in migration 0008 only.
+        # The panel's alphabetical book. On PostgreSQL migration 0011 rebuilds it with INCLUDE
+        # (name_key, ...) for the search's walk; the stored name_key column and the trigram and
+        # unaccent indexes are PostgreSQL-only, kept in migrations 0008 and 0011.
         Index("ix_client_name_order", "last_name", "first_name", "id"),
         {"sqlite_autoincrement": True},
     )
